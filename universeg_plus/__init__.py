@@ -1,0 +1,41 @@
+"""universeg_plus: in-context medical image segmentation.
+
+The core (this module and the network) needs only torch, einops and pydantic; everything else is
+imported lazily on first use (PEP 562), so ``import universeg_plus`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import UniverSegConfig
+from .model import UniverSegPlus
+from .registry import create_model, get_config, list_models, list_pretrained
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {}
+
+__all__ = [
+    "UniverSegConfig",
+    "UniverSegPlus",
+    "create_model",
+    "get_config",
+    "list_models",
+    "list_pretrained",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,209 @@
+"""The UniverSeg-style CrossConv network: tensors in, logits out."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Literal
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .config import UniverSegConfig
+from .nn import ConvOp, CrossBlock, make_activation
+
+__all__ = ["ForwardMode", "UniverSegPlus", "validate_inputs"]
+
+ForwardMode = Literal["split", "pairwise"]
+_MODES = ("split", "pairwise")
+
+
+def validate_inputs(
+    target_image: torch.Tensor,
+    support_images: torch.Tensor,
+    support_labels: torch.Tensor,
+    size_multiple: int = 1,
+) -> None:
+    """Check the model's input contract; raise ``TypeError``/``ValueError`` naming what is wrong.
+
+    Args:
+        target_image: ``(B, 1, H, W)`` float.
+        support_images: ``(B, S, 1, H, W)`` float, ``S >= 1``.
+        support_labels: ``(B, S, 1, H, W)`` float.
+        size_multiple: H and W must be divisible by it.
+    """
+    named = {
+        "target_image": (target_image, "(B, 1, H, W)", 4),
+        "support_images": (support_images, "(B, S, 1, H, W)", 5),
+        "support_labels": (support_labels, "(B, S, 1, H, W)", 5),
+    }
+    for name, (t, expected, ndim) in named.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor {expected}, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+        if t.ndim != ndim:
+            raise ValueError(f"{name} must have shape {expected}, got {tuple(t.shape)} ({t.ndim}D)")
+    b, c, h, w = target_image.shape
+    if c != 1:
+        raise ValueError(f"target_image must have shape (B, 1, H, W), got {tuple(target_image.shape)}")
+    if support_images.shape != support_labels.shape:
+        raise ValueError(
+            "support_images and support_labels must have the same shape (B, S, 1, H, W), got "
+            f"{tuple(support_images.shape)} and {tuple(support_labels.shape)}"
+        )
+    sb, s, sc, sh, sw = support_images.shape
+    if s == 0:
+        raise ValueError("the support set is empty: support_images has S = 0 entries; need S >= 1")
+    expected = (b, s, 1, h, w)
+    if (sb, sc, sh, sw) != (b, 1, h, w):
+        raise ValueError(
+            f"support_images must have shape (B, S, 1, H, W) = {expected} to match target_image "
+            f"{tuple(target_image.shape)}, got {tuple(support_images.shape)}"
+        )
+    if h % size_multiple or w % size_multiple:
+        raise ValueError(
+            f"H and W must be divisible by {size_multiple} (2 ** (encoder blocks - 1)), got H={h}, W={w}"
+        )
+    if target_image.dtype != support_images.dtype or support_images.dtype != support_labels.dtype:
+        raise TypeError(
+            "all inputs must share one dtype, got "
+            f"{target_image.dtype}, {support_images.dtype}, {support_labels.dtype}"
+        )
+
+
+class UniverSegPlus(nn.Module):
+    """UniverSeg-style in-context segmentation network.
+
+    ``model(target_image, support_images, support_labels) -> logits``
+
+    Args:
+        config: The architecture (``UniverSegConfig()`` is official v1).
+        mode: ``"split"`` (default): exact algebraic rewrite, the cross-conv's target half is
+            computed once per target, and the last decoder block computes only the target (with
+            the support mean taken before the upsample and the cross-conv when there is no
+            cross activation). ``"pairwise"``: the official form, every (target, support) pair.
+            Both give the same logits (to float rounding) from the same state_dict.
+
+    Shapes:
+        target_image ``(B, 1, H, W)`` float in [0, 1]; support_images and support_labels
+        ``(B, S, 1, H, W)``, images in [0, 1], labels in {0, 1} (soft allowed); H, W divisible by
+        ``config.size_multiple``. Returns raw logits ``(B, 1, H, W)``; sigmoid > 0.5 is foreground.
+    """
+
+    def __init__(self, config: UniverSegConfig | None = None, mode: ForwardMode = "split") -> None:
+        super().__init__()
+        self.config = config if config is not None else UniverSegConfig()
+        self.mode = mode
+        cfg = self.config
+        act = partial(make_activation, cfg.activation, cfg.negative_slope)
+        cross_act = make_activation(cfg.cross_activation, cfg.negative_slope)
+
+        self.enc_blocks = nn.ModuleList()
+        self.dec_blocks = nn.ModuleList()
+        t_ch, s_ch = 1, 2
+        skips: list[int] = []
+        for width in cfg.encoder_blocks:
+            self.enc_blocks.append(CrossBlock(t_ch, s_ch, width, act, cross_act))
+            t_ch = s_ch = width
+            skips.append(width)
+        dec = cfg.resolved_decoder_blocks
+        for i, (width, skip) in enumerate(zip(dec, skips[-2::-1])):
+            last = i == len(dec) - 1
+            emits_logit = last and not cfg.out_conv
+            self.dec_blocks.append(
+                CrossBlock(
+                    t_ch + skip,
+                    s_ch + skip,
+                    width,
+                    act,
+                    cross_act,
+                    target_out=1 if emits_logit else None,
+                    target_activation=not emits_logit,
+                )
+            )
+            t_ch = s_ch = width
+        self.out_conv = ConvOp(t_ch, 1, kernel_size=1, activation=None) if cfg.out_conv else None
+        self.downsample = nn.MaxPool2d(2)
+        self.upsample = nn.UpsamplingBilinear2d(scale_factor=2)
+
+    @property
+    def mode(self) -> ForwardMode:
+        """The forward form, ``"split"`` or ``"pairwise"``; settable."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: ForwardMode) -> None:
+        if value not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {value!r}")
+        self._mode = value
+
+    def _per_entry(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        y = op(rearrange(x, "b s c h w -> (b s) c h w"))
+        return rearrange(y, "(b s) c h w -> b s c h w", b=b)
+
+    def forward(
+        self,
+        target_image: torch.Tensor,
+        support_images: torch.Tensor,
+        support_labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """Segment the target from the support set; see the class docstring for shapes."""
+        if not (torch.compiler.is_compiling() or torch.compiler.is_exporting()):
+            validate_inputs(target_image, support_images, support_labels, self.config.size_multiple)
+        pairwise = self.mode == "pairwise"
+        target = rearrange(target_image, "b 1 h w -> b 1 1 h w")
+        support = torch.cat([support_images, support_labels], dim=2)
+
+        skips: list[tuple[torch.Tensor, torch.Tensor]] = []
+        n_enc = len(self.enc_blocks)
+        for i, block in enumerate(self.enc_blocks):
+            if not pairwise and n_enc == 1:
+                target = block.forward_target(target, support)
+                break
+            target, support = block(target, support, pairwise=pairwise)
+            if i == n_enc - 1:
+                break
+            skips.append((target, support))
+            target = self._per_entry(self.downsample, target)
+            support = self._per_entry(self.downsample, support)
+
+        n_dec = len(self.dec_blocks)
+        for i, block in enumerate(self.dec_blocks):
+            t_skip, s_skip = skips.pop()
+            target = torch.cat([self._per_entry(self.upsample, target), t_skip], dim=2)
+            if pairwise or i < n_dec - 1:
+                support = torch.cat([self._per_entry(self.upsample, support), s_skip], dim=2)
+                target, support = block(target, support, pairwise=pairwise)
+                continue
+            # Last block, split form: only the target is needed.
+            if block.cross.act is None:
+                # mean and (linear) upsample commute: average at low resolution.
+                support = torch.cat(
+                    [
+                        self._per_entry(self.upsample, support.mean(dim=1, keepdim=True)),
+                        s_skip.mean(dim=1, keepdim=True),
+                    ],
+                    dim=2,
+                )
+            else:
+                support = torch.cat([self._per_entry(self.upsample, support), s_skip], dim=2)
+            target = block.forward_target(target, support)
+
+        target = rearrange(target, "b 1 c h w -> b c h w")
+        if self.out_conv is not None:
+            target = self.out_conv(target)
+        return target
+
+    @classmethod
+    def from_config(cls, config: UniverSegConfig | dict, mode: ForwardMode = "split") -> UniverSegPlus:
+        """Build from a config object or its dict/JSON form (randomly initialised)."""
+        if not isinstance(config, UniverSegConfig):
+            config = UniverSegConfig.model_validate(config)
+        return cls(config, mode=mode)
+
+    def num_parameters(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+

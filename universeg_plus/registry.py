@@ -1,0 +1,176 @@
+"""Named model variants and the table of pretrained weights (timm-style: one table, no branches)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .config import UniverSegConfig
+from .model import ForwardMode, UniverSegPlus
+
+__all__ = [
+    "ModelEntry",
+    "PretrainedEntry",
+    "PRETRAINED",
+    "create_model",
+    "get_config",
+    "list_models",
+    "list_pretrained",
+    "register_model",
+    "register_pretrained",
+]
+
+
+class ModelEntry(BaseModel):
+    """A named configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    config: UniverSegConfig
+    description: str
+
+
+class PretrainedEntry(BaseModel):
+    """Where a variant's pretrained weights live and what they expect.
+
+    Attributes:
+        model: Registered variant name the weights belong to.
+        hub_id: Hugging Face Hub repo id (``org/repo``), or ``None`` when only shipped locally.
+        revision: Pinned git revision (branch, tag or 40-hex commit) on the hub.
+        filename: Weights file in the repo / shipped folder.
+        sha256: Expected SHA-256 of the weights file, checked before loading.
+        local_dir: Folder under the package's ``weights/`` directory holding a shipped copy.
+        prefer_local: Use the shipped copy (no network) when it exists.
+        input_size: ``(H, W)`` the weights were trained at.
+        value_range: Expected input intensity range.
+        license: Licence of the weights (inherits the training data's terms).
+        citation: How to cite them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    hub_id: str | None = None
+    revision: str = "main"
+    filename: str = "model.safetensors"
+    sha256: str | None = None
+    local_dir: str | None = None
+    prefer_local: bool = True
+    input_size: tuple[int, int] = (128, 128)
+    value_range: tuple[float, float] = (0.0, 1.0)
+    license: str = "unknown"
+    citation: str = ""
+
+
+_MODELS: dict[str, ModelEntry] = {}
+PRETRAINED: dict[str, PretrainedEntry] = {}
+
+
+def register_model(name: str, config: UniverSegConfig, description: str) -> None:
+    """Add a named variant; names are unique."""
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = ModelEntry(name=name, config=config, description=description)
+
+
+def register_pretrained(name: str, entry: PretrainedEntry) -> None:
+    """Declare pretrained weights under ``name`` (usually the variant's own name)."""
+    if entry.model not in _MODELS:
+        raise ValueError(f"pretrained entry {name!r} refers to unknown model {entry.model!r}")
+    PRETRAINED[name] = entry
+
+
+def list_models(pretrained: bool = False) -> list[str]:
+    """Registered variant names (only those with pretrained weights if ``pretrained``)."""
+    if pretrained:
+        return sorted({e.model for e in PRETRAINED.values()})
+    return sorted(_MODELS)
+
+
+def list_pretrained() -> list[str]:
+    """Names in the pretrained-weights table."""
+    return sorted(PRETRAINED)
+
+
+def _entry(name: str) -> ModelEntry:
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def get_config(name: str, **overrides: Any) -> UniverSegConfig:
+    """The config of a registered variant, with field overrides validated.
+
+    Raises:
+        ValueError: unknown name (lists the valid ones) or an invalid override.
+    """
+    base = _entry(name).config
+    if not overrides:
+        return base
+    unknown = set(overrides) - set(UniverSegConfig.model_fields)
+    if unknown:
+        raise ValueError(
+            f"unknown config field(s) {sorted(unknown)}; valid: {sorted(UniverSegConfig.model_fields)}"
+        )
+    return UniverSegConfig.model_validate({**base.model_dump(), **overrides})
+
+
+def create_model(
+    name: str, pretrained: bool = False, mode: ForwardMode = "split", **overrides: Any
+) -> UniverSegPlus:
+    """Build a registered variant.
+
+    Args:
+        name: A name from :func:`list_models`.
+        pretrained: Load the weights declared for ``name`` in the pretrained table (shipped copy
+            first where the table says so, else the Hugging Face Hub).
+        mode: Forward form, ``"split"`` (fast, default) or ``"pairwise"`` (official).
+        **overrides: Config fields to change (not allowed with ``pretrained``).
+
+    Raises:
+        ValueError: unknown name, invalid override, or no pretrained weights for ``name``.
+    """
+    config = get_config(name, **overrides)
+    model = UniverSegPlus(config, mode=mode)
+    if pretrained:
+        if overrides:
+            raise ValueError(f"config overrides {sorted(overrides)} cannot be combined with pretrained=True")
+        if name not in PRETRAINED:
+            have = ", ".join(list_pretrained()) or "none"
+            raise ValueError(f"no pretrained weights are declared for {name!r}; names with weights: {have}")
+        from .hub import load_pretrained_weights
+
+        load_pretrained_weights(model, PRETRAINED[name])
+    return model
+
+
+_V1 = UniverSegConfig()
+register_model("universeg-v1", _V1, "Official UniverSeg v1 (Butoi et al., ICCV 2023); loads the official checkpoint.")
+register_model(
+    "universeg-v1-relu", _V1.model_copy(update={"activation": "relu"}), "v1 with ReLU instead of LeakyReLU."
+)
+register_model(
+    "universeg-v1-gelu", _V1.model_copy(update={"activation": "gelu"}), "v1 with GELU instead of LeakyReLU."
+)
+register_model(
+    "universeg-v1-cross-act",
+    _V1.model_copy(update={"cross_activation": "leakyrelu"}),
+    "v1 with LeakyReLU after the cross-conv (the paper's formula).",
+)
+register_model(
+    "universeg-v1-no-outconv",
+    _V1.model_copy(update={"out_conv": False}),
+    "v1 without the final 1x1 conv: the last decoder block's target conv emits the logit.",
+)
+register_model(
+    "universeg-small",
+    UniverSegConfig(encoder_blocks=(32, 32, 32, 32)),
+    "v1 layout at width 32 (about 4x fewer FLOPs).",
+)
+register_model(
+    "universeg-tiny",
+    UniverSegConfig(encoder_blocks=(8, 8, 8), input_size=(32, 32)),
+    "Tiny 3-level network for tests and smoke runs (32x32 input).",
+)
