@@ -1,0 +1,1 @@
+"""Data sources: task folders, synthetic tasks, MedMNIST."""
