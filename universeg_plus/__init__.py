@@ -16,7 +16,37 @@ from .registry import create_model, get_config, list_models, list_pretrained
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Prediction": ".predictor",
+    "Predictor": ".predictor",
+    "SupportSet": ".support",
+    "segment": ".predictor",
+    "compute_metrics": ".metrics",
+    "dice": ".metrics",
+    "hd95": ".metrics",
+    "iou": ".metrics",
+    "per_class_metrics": ".metrics",
+    "sensitivity": ".metrics",
+    "specificity": ".metrics",
+    "SyntheticTaskGenerator": ".data.synthetic",
+    "TaskCollection": ".data.tasks",
+    "load_task_root": ".data.tasks",
+    "EvalSettings": ".evaluation",
+    "evaluate": ".evaluation",
+    "write_model_card": ".evaluation",
+    "convert_official": ".hub",
+    "from_pretrained": ".hub",
+    "push_to_hub": ".hub",
+    "save_pretrained": ".hub",
+    "CompiledModel": ".backends",
+    "compile": ".backends",
+    "apply_perturbation": ".perturb",
+    "get_perturbation": ".perturb",
+    "list_perturbations": ".perturb",
+    "compute_saliency": ".robustness",
+    "load_study_config": ".robustness",
+    "run_study": ".robustness",
+}
 
 __all__ = [
     "UniverSegConfig",

@@ -1,0 +1,126 @@
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from universeg_plus.cli import build_parser, main
+
+
+def _write_support(root, n=4, shape=(45, 61), labels=(1,)):
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        img = (rng.random((*shape, 3)) * 60).astype(np.uint8)
+        m = np.zeros(shape, np.uint8)
+        for j, lab in enumerate(labels):
+            m[5 + 3 * i + 10 * j : 15 + 3 * i + 10 * j, 8 + 15 * j : 20 + 15 * j] = lab
+        img[m > 0] += 150
+        Image.fromarray(img).save(root / "images" / f"ex{i}.png")
+        Image.fromarray(m).save(root / "masks" / f"ex{i}.png")
+
+
+@pytest.fixture()
+def support_dirs(tmp_path):
+    _write_support(tmp_path / "sup", labels=(1, 2))
+    return tmp_path / "sup" / "images", tmp_path / "sup" / "masks"
+
+
+def test_help_explains_every_option():
+    sub = build_parser()._subparsers._group_actions[0].choices["segment"]
+    text = sub.format_help()
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help and len(action.help) > 10, action.option_strings
+    for opt in ["--support-images", "--support-masks", "--target", "--out", "--model", "--ensemble",
+                "--support-size", "--axis"]:
+        assert opt in text
+
+
+def test_segment_images_and_volume_end_to_end(tmp_path, support_dirs, capsys):
+    images, masks = support_dirs
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((173, 211, 3)) * 255).astype(np.uint8)).save(targets / "odd.png")
+    np.save(targets / "gray.npy", rng.random((50, 40)))
+    affine = np.diag([0.7, 0.8, 3.0, 1.0])
+    affine[:3, 3] = [10, -20, 5]
+    vol = nib.Nifti1Image((rng.random((30, 26, 5)) * 400).astype(np.int16), affine)
+    vol.header["descrip"] = b"cli test"
+    nib.save(vol, targets / "scan.nii.gz")
+    out = tmp_path / "out"
+    code = main([
+        "segment", "--support-images", str(images), "--support-masks", str(masks), "--target", str(targets),
+        "--out", str(out), "--model", "universeg-tiny", "--ensemble", "2", "--support-size", "2", "--axis", "2",
+        "--save-probabilities",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "odd.png ->" in printed and "scan.nii.gz ->" in printed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gray.png", "gray_prob.npy", "odd.png", "odd_prob.npy", "scan.nii.gz", "scan_prob.npy",
+    ]
+    odd = np.asarray(Image.open(out / "odd.png"))
+    assert odd.shape == (173, 211) and set(np.unique(odd)) <= {0, 1, 2}
+    assert np.load(out / "odd_prob.npy").shape == (2, 173, 211)
+    seg = nib.load(out / "scan.nii.gz")
+    assert seg.shape == (30, 26, 5) and np.dtype(seg.get_data_dtype()).kind == "u"
+    np.testing.assert_allclose(seg.affine, affine)
+    assert seg.header["descrip"] == vol.header["descrip"]
+
+
+def test_support_set_file_and_single_target(tmp_path, support_dirs):
+    from universeg_plus.support import SupportSet
+
+    images, masks = support_dirs
+    SupportSet.from_folder(images, masks, size=(32, 32)).save(tmp_path / "site.safetensors")
+    target = tmp_path / "t.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 30), dtype=np.uint8)).save(target)
+    code = main(["segment", "--support-set", str(tmp_path / "site.safetensors"), "--target", str(target),
+                 "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--flips"])
+    assert code == 0 and np.asarray(Image.open(tmp_path / "o" / "t.png")).shape == (40, 30)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "MISSING"], "target not found"),
+        (["--ensemble", "99", "--support-size", "3"], "different subsets"),
+        (["--threshold", "2"], "--threshold"),
+        (["--model", "no-such-model"], "unknown model"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, support_dirs, capsys, extra, message):
+    images, masks = support_dirs
+    target = tmp_path / "t.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(target)
+    args = ["segment", "--support-images", str(images), "--support-masks", str(masks), "--target", str(target),
+            "--out", str(tmp_path / "o"), "--model", "universeg-tiny"]
+    args = args + extra
+    if "MISSING" in extra:
+        args[args.index("--target") + 1] = str(tmp_path / "missing.png")
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err.split("error: ", 1)[1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_support_folder_via_real_process(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "masks" / "a.png").write_bytes(b"corrupt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "universeg_plus", "segment", "--support-images", str(tmp_path / "images"),
+         "--support-masks", str(tmp_path / "masks"), "--target", str(tmp_path / "images" / "a.png"),
+         "--out", str(tmp_path / "o"), "--model", "universeg-tiny"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("universeg-plus segment: error:") and "a.png" in last
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,606 @@
+"""Support sets: the labelled examples a model segments from, prepared at the model's input size.
+
+Preprocessing (:func:`preprocess_image`, applied to every support and target image):
+
+1. RGB(A) -> grayscale by luminance ``0.299 R + 0.587 G + 0.114 B`` (alpha dropped).
+2. Per-image min-max scaling to [0, 1]; a constant image becomes all zeros.
+3. Resize to the model input size with antialiased bilinear interpolation.
+
+Masks are resized per label: ``"area"`` (default) averages each label's indicator over the
+source pixels and keeps the majority label (for a binary mask: area-average, then > 0.5);
+``"nearest"`` takes the nearest source pixel. Masks are binary (bool, {0, 1}, or {0, 255} as in
+8-bit PNG masks, read as {0, 1}) or integer label maps (0 = background); ``SupportSet.classes``
+lists the foreground labels and :meth:`SupportSet.binary` gives the one-vs-rest set for one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .io.images import file_stem, is_volume, list_image_files, read_image
+
+__all__ = ["MaskResize", "SupportSet", "preprocess_image", "prepare_mask", "to_array"]
+
+MaskResize = Literal["area", "nearest"]
+SampleStrategy = Literal["random", "balanced"]
+_LUMA = (0.299, 0.587, 0.114)
+_FORMAT = "universeg_plus.SupportSet"
+_FORMAT_VERSION = "1"
+
+
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
+    if len(size) != 2 or any(int(s) != s or int(s) < 1 for s in size):
+        raise ValueError(f"size must be two positive integers (H, W), got {tuple(size)}")
+    return int(size[0]), int(size[1])
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, (str, os.PathLike)):
+        return str(x)
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__}{tuple(shape) if shape is not None else ''}"
+
+
+def to_array(x: Any, kind: str = "image") -> np.ndarray:
+    """A NumPy view of an image-like input: array, torch tensor, PIL image or file path.
+
+    Torch tensors are taken as ``(H, W)`` or ``(C, H, W)`` and moved to ``(H, W, C)``; arrays and files
+    as stored (``(H, W)`` or ``(H, W, C)``).
+    """
+    if isinstance(x, (str, os.PathLike)):
+        return read_image(x)
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
+            t = t.permute(1, 2, 0)
+        return t.numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    if type(x).__module__.startswith("PIL."):
+        return np.asarray(x.convert("RGB") if x.mode in ("RGBA", "LA", "P", "CMYK") and kind == "image" else x)
+    raise TypeError(
+        f"{kind} must be a numpy array, torch tensor, PIL image or file path, got {type(x).__name__}"
+    )
+
+
+def _as_2d(arr: np.ndarray, kind: str, where: str) -> np.ndarray:
+    """(H, W) or (H, W, C) -> (H, W) (luminance for RGB); anything else is an error."""
+    a = arr
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    elif a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and kind == "image":
+        rgb = a[..., :3].astype(np.float64)
+        a = rgb @ np.asarray(_LUMA)
+    if a.ndim != 2:
+        extra = " (RGB masks are not label maps: save masks as single-channel)" if kind == "mask" else ""
+        raise ValueError(
+            f"{kind} {where} must be 2D (H, W) or (H, W, 3) RGB, got shape {tuple(arr.shape)}{extra}; "
+            "for volumes use SupportSet.from_volume or Predictor.predict_volume"
+        )
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{kind} {where} is empty: shape {tuple(arr.shape)}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{kind} {where} must be numeric, got dtype {a.dtype}")
+    return a
+
+
+def preprocess_image(x: Any, size: Sequence[int] = (128, 128), *, where: str = "") -> torch.Tensor:
+    """Grayscale, min-max to [0, 1] and resize one image.
+
+    Args:
+        x: ``(H, W)`` / ``(H, W, 3|4)`` array, ``(H, W)`` / ``(C, H, W)`` tensor, PIL image or file path.
+        size: Output ``(H, W)``.
+
+    Returns:
+        ``(1, H, W)`` float32 tensor in [0, 1].
+
+    Raises:
+        ValueError: NaN/inf values, wrong shape (3+D), empty image.
+        TypeError: unsupported input type.
+    """
+    size = _check_size(size)
+    where = where or _describe(x)
+    a = _as_2d(to_array(x, "image"), "image", where).astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"image {where} contains NaN or inf values")
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    lo, hi = t.min(), t.max()
+    t = (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
+    if tuple(t.shape) != size:
+        t = F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False, antialias=True)[0, 0]
+    return t.clamp_(0.0, 1.0)[None]
+
+
+def _mask_labels(x: Any, where: str) -> np.ndarray:
+    a = _as_2d(to_array(x, "mask"), "mask", where)
+    if a.dtype == bool:
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ValueError(f"mask {where} contains NaN or inf values")
+        if not np.array_equal(a, np.round(a)):
+            raise ValueError(
+                f"mask {where} is neither binary nor an integer label map: found non-integer values "
+                f"(e.g. {a[a != np.round(a)].flat[0]}); threshold soft masks first"
+            )
+    a = a.astype(np.int64)
+    if a.min() < 0:
+        raise ValueError(f"mask {where} has negative label {a.min()}; labels must be >= 0 (0 = background)")
+    return a
+
+
+def prepare_mask(labels: np.ndarray, size: Sequence[int], mode: MaskResize = "area") -> torch.Tensor:
+    """Resize an integer label map ``(H, W)`` to ``size``; returns ``(1, H, W)`` float32 label values."""
+    size = _check_size(size)
+    t = torch.from_numpy(np.ascontiguousarray(labels)).long()
+    if tuple(t.shape) == size:
+        return t.float()[None]
+    if mode == "nearest":
+        return F.interpolate(t[None, None].float(), size=size, mode="nearest-exact")[0]
+    if mode != "area":
+        raise ValueError(f"mask resize mode must be 'area' or 'nearest', got {mode!r}")
+    values = torch.unique(t)
+    if len(values) == 1:
+        return torch.full((1, *size), float(values[0]))
+    onehot = (t[None] == values[:, None, None]).float()[None]  # (1, L, H, W)
+    frac = F.interpolate(onehot, size=size, mode="area")[0]
+    # ties go to the lowest label (background first): strict majority needed to flip
+    return values[frac.argmax(dim=0)].float()[None]
+
+
+class SupportSet:
+    """Labelled examples at the model input size.
+
+    Attributes:
+        images: ``(N, 1, H, W)`` float32 in [0, 1].
+        masks: ``(N, 1, H, W)`` float32 label values (``{0, 1}`` for a binary set).
+        original_sizes: ``(H, W)`` of each example before resizing.
+        names: One name per example (file stem, slice name or index).
+        classes: Sorted foreground labels present in the masks.
+
+    Build with :meth:`from_arrays`, :meth:`from_paths`, :meth:`from_folder` or :meth:`from_volume`;
+    the constructor takes already-prepared tensors.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        original_sizes: Sequence[Sequence[int]] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(images, torch.Tensor) or not isinstance(masks, torch.Tensor):
+            raise TypeError(
+                f"images and masks must be torch tensors (N, 1, H, W), got {type(images).__name__} and "
+                f"{type(masks).__name__}; use SupportSet.from_arrays for arrays, PIL images or paths"
+            )
+        if images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(f"images must have shape (N, 1, H, W), got {tuple(images.shape)}")
+        if masks.shape != images.shape:
+            raise ValueError(f"masks must have the images' shape {tuple(images.shape)}, got {tuple(masks.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("the support set is empty: need at least one (image, mask) pair")
+        images = images.detach().float().cpu()
+        masks = masks.detach().float().cpu()
+        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+            raise ValueError("images must be finite and in [0, 1]; use SupportSet.from_arrays to normalise")
+        if not torch.isfinite(masks).all() or (masks != masks.round()).any() or masks.min() < 0:
+            raise ValueError("masks must hold non-negative integer label values")
+        n = images.shape[0]
+        sizes = [tuple(int(v) for v in s) for s in original_sizes] if original_sizes is not None else None
+        if sizes is None:
+            sizes = [tuple(images.shape[-2:])] * n
+        if len(sizes) != n or any(len(s) != 2 for s in sizes):
+            raise ValueError(f"original_sizes must hold {n} (H, W) pairs, got {len(sizes)}")
+        names = [str(v) for v in names] if names is not None else [str(i) for i in range(n)]
+        if len(names) != n:
+            raise ValueError(f"names must hold {n} entries, got {len(names)}")
+        self.images = images.contiguous()
+        self.masks = masks.contiguous()
+        self.original_sizes: list[tuple[int, int]] = sizes  # type: ignore[assignment]
+        self.names: list[str] = names
+        self.classes: list[int] = [int(v) for v in torch.unique(self.masks) if v != 0]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        images: Sequence[Any] | np.ndarray | torch.Tensor,
+        masks: Sequence[Any] | np.ndarray | torch.Tensor,
+        size: Sequence[int] = (128, 128),
+        mask_resize: MaskResize = "area",
+        names: Sequence[str] | None = None,
+    ) -> SupportSet:
+        """Prepare pairs of images and masks.
+
+        Args:
+            images: A list of images (arrays ``(H, W)``/``(H, W, 3)``, tensors, PIL images or paths),
+                or one stacked array/tensor ``(N, H, W)`` or ``(N, 1, H, W)``.
+            masks: The matching masks, same forms (binary or integer label maps).
+            size: Model input size ``(H, W)``.
+            mask_resize: ``"area"`` (area-average then majority) or ``"nearest"``.
+            names: Optional example names (default: file stems for paths, else indices).
+
+        Raises:
+            ValueError: counts differ, empty set, an image and its mask differ in size, NaN/inf,
+                masks that are neither binary nor integer label maps, 3+D inputs, unreadable files.
+        """
+        size = _check_size(size)
+        if mask_resize not in ("area", "nearest"):
+            raise ValueError(f"mask_resize must be 'area' or 'nearest', got {mask_resize!r}")
+        img_list = _as_list(images, "images")
+        mask_list = _as_list(masks, "masks")
+        if len(img_list) != len(mask_list):
+            raise ValueError(f"got {len(img_list)} images but {len(mask_list)} masks; they must pair up")
+        if not img_list:
+            raise ValueError("the support set is empty: need at least one (image, mask) pair")
+        if names is None:
+            names = [
+                file_stem(i) if isinstance(i, (str, os.PathLike)) else str(k) for k, i in enumerate(img_list)
+            ]
+        label_maps, prepared, sizes = [], [], []
+        for k, (img, msk) in enumerate(zip(img_list, mask_list)):
+            where_i = _describe(img) if isinstance(img, (str, os.PathLike)) else f"#{k}"
+            where_m = _describe(msk) if isinstance(msk, (str, os.PathLike)) else f"#{k}"
+            image_arr = _as_2d(to_array(img, "image"), "image", where_i)
+            labels = _mask_labels(msk, where_m)
+            if image_arr.shape != labels.shape:
+                raise ValueError(
+                    f"image {where_i} has size {image_arr.shape} but its mask {where_m} has size {labels.shape}"
+                )
+            prepared.append(preprocess_image(image_arr, size, where=where_i))
+            label_maps.append(labels)
+            sizes.append(tuple(image_arr.shape))
+        present = set()
+        for lab in label_maps:
+            present.update(np.unique(lab).tolist())
+        if present <= {0, 255} and 255 in present:
+            label_maps = [(lab == 255).astype(np.int64) for lab in label_maps]  # 8-bit binary PNG masks
+        mask_t = torch.stack([prepare_mask(lab, size, mask_resize) for lab in label_maps])
+        return cls(torch.stack(prepared), mask_t, sizes, names)
+
+    @classmethod
+    def from_paths(
+        cls,
+        image_paths: Sequence[str | os.PathLike],
+        mask_paths: Sequence[str | os.PathLike],
+        size: Sequence[int] = (128, 128),
+        mask_resize: MaskResize = "area",
+    ) -> SupportSet:
+        """Read image/mask files (PNG/JPEG/TIFF/BMP/NPY/2D NIfTI) pairwise; see :meth:`from_arrays`."""
+        image_paths, mask_paths = list(image_paths), list(mask_paths)
+        if len(image_paths) != len(mask_paths):
+            raise ValueError(f"got {len(image_paths)} image paths but {len(mask_paths)} mask paths")
+        return cls.from_arrays(image_paths, mask_paths, size, mask_resize)
+
+    @classmethod
+    def from_folder(
+        cls,
+        images_dir: str | os.PathLike,
+        masks_dir: str | os.PathLike | None = None,
+        size: Sequence[int] = (128, 128),
+        mask_resize: MaskResize = "area",
+        axis: int = 2,
+        max_slices: int | None = 16,
+    ) -> SupportSet:
+        """Images and masks from two folders matched by file stem.
+
+        Args:
+            images_dir: Folder of images, or (with ``masks_dir`` omitted) a folder holding ``images/``
+                and ``masks/``.
+            masks_dir: Folder of masks with the same stems.
+            size: Model input size.
+            mask_resize: See :meth:`from_arrays`.
+            axis: Slicing axis for 3D volumes (NIfTI or 3D ``.npy``) in the folders.
+            max_slices: Foreground slices taken per volume (see :meth:`from_volume`).
+
+        Raises:
+            FileNotFoundError: a folder is missing.
+            ValueError: no files, or stems without a partner (listed).
+        """
+        if masks_dir is None:
+            root = Path(images_dir)
+            images_dir, masks_dir = root / "images", root / "masks"
+        imgs = {file_stem(p): p for p in list_image_files(images_dir)}
+        msks = {file_stem(p): p for p in list_image_files(masks_dir)}
+        if not imgs:
+            raise ValueError(f"no image files in {images_dir}")
+        lonely = sorted(set(imgs) ^ set(msks))
+        if lonely:
+            shown = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+            raise ValueError(
+                f"{len(lonely)} file(s) in {images_dir} / {masks_dir} have no partner with the same stem: {shown}"
+            )
+        parts: list[SupportSet] = []
+        flat_i: list[Path] = []
+        flat_m: list[Path] = []
+        for stem in sorted(imgs):
+            img = read_image(imgs[stem])
+            if is_volume(img, imgs[stem]):
+                parts.append(
+                    cls.from_volume(
+                        img, read_image(msks[stem]), axis=axis, max_slices=max_slices, size=size,
+                        mask_resize=mask_resize, name=stem,
+                    )
+                )
+            else:
+                flat_i.append(imgs[stem])
+                flat_m.append(msks[stem])
+        if flat_i:
+            parts.insert(0, cls.from_arrays(flat_i, flat_m, size, mask_resize))
+        return cls.concat(parts)
+
+    @classmethod
+    def from_volume(
+        cls,
+        image: Any,
+        labels: Any,
+        axis: int = 2,
+        max_slices: int | None = 16,
+        min_foreground: int = 1,
+        size: Sequence[int] = (128, 128),
+        mask_resize: MaskResize = "area",
+        name: str = "slice",
+    ) -> SupportSet:
+        """Slices of a labelled 3D volume that contain foreground.
+
+        Args:
+            image: ``(X, Y, Z)`` array/tensor or a NIfTI/``.npy`` path.
+            labels: Label volume of the same shape (array or path).
+            axis: Slicing axis.
+            max_slices: Keep at most this many slices, evenly spaced among those with foreground
+                (``None``: all of them).
+            min_foreground: Minimum foreground pixels for a slice to qualify.
+            size: Model input size.
+            mask_resize: See :meth:`from_arrays`.
+            name: Prefix of the example names (``{name}_{axis}_{index}``).
+
+        Raises:
+            ValueError: shapes differ, not 3D, or no slice has foreground.
+        """
+        from .io.nifti import volume_slices
+
+        vol = to_array(image, "image") if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        lab = to_array(labels, "mask") if isinstance(labels, (str, os.PathLike)) else np.asarray(labels)
+        where = str(image) if isinstance(image, (str, os.PathLike)) else repr(name)
+        if vol.ndim != 3:
+            raise ValueError(f"volume {where} must be 3D, got shape {vol.shape}")
+        if vol.shape != lab.shape:
+            raise ValueError(f"volume {where} has shape {vol.shape} but its labels have shape {lab.shape}")
+        if max_slices is not None and max_slices < 1:
+            raise ValueError(f"max_slices must be >= 1 or None, got {max_slices}")
+        v_slices = volume_slices(vol, axis)
+        l_slices = volume_slices(lab, axis)
+        fg = [k for k in range(len(l_slices)) if int(np.count_nonzero(l_slices[k])) >= min_foreground]
+        if not fg:
+            raise ValueError(f"no slice of {where} along axis {axis} has >= {min_foreground} foreground pixels")
+        if max_slices is not None and len(fg) > max_slices:
+            picks = np.linspace(0, len(fg) - 1, max_slices).round().astype(int)
+            fg = [fg[i] for i in picks]
+        names = [f"{name}_{axis % 3}_{k:04d}" for k in fg]
+        return cls.from_arrays([v_slices[k] for k in fg], [l_slices[k] for k in fg], size, mask_resize, names)
+
+    @classmethod
+    def concat(cls, sets: Sequence[SupportSet]) -> SupportSet:
+        """One set holding the examples of several (same size)."""
+        sets = list(sets)
+        if not sets:
+            raise ValueError("the support set is empty: nothing to concatenate")
+        shapes = {tuple(s.images.shape[-2:]) for s in sets}
+        if len(shapes) > 1:
+            raise ValueError(f"support sets to concatenate have different sizes: {sorted(shapes)}")
+        return cls(
+            torch.cat([s.images for s in sets]),
+            torch.cat([s.masks for s in sets]),
+            [sz for s in sets for sz in s.original_sizes],
+            [n for s in sets for n in s.names],
+        )
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        return f"SupportSet(n={len(self)}, size={self.size}, classes={self.classes})"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The prepared ``(H, W)``."""
+        return int(self.images.shape[-2]), int(self.images.shape[-1])
+
+    @property
+    def is_binary(self) -> bool:
+        """True when the masks hold only {0, 1}."""
+        return set(self.classes) <= {1}
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> SupportSet:
+        """The examples at ``indices`` (in that order)."""
+        idx = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.long)
+        if idx.numel() == 0:
+            raise ValueError("the support set is empty: no indices selected")
+        if idx.min() < -len(self) or idx.max() >= len(self):
+            raise IndexError(f"support index out of range for a set of {len(self)}")
+        return SupportSet(
+            self.images[idx],
+            self.masks[idx],
+            [self.original_sizes[int(i)] for i in idx],
+            [self.names[int(i)] for i in idx],
+        )
+
+    def __getitem__(self, item: int | slice | Sequence[int]) -> SupportSet:
+        if isinstance(item, int):
+            return self.subset([item])
+        if isinstance(item, slice):
+            return self.subset(range(len(self))[item])
+        return self.subset(item)
+
+    def binary(self, label: int | None = None) -> SupportSet:
+        """One-vs-rest set for ``label`` (masks ``{0, 1}``); ``None`` means any foreground.
+
+        Raises:
+            ValueError: ``label`` is not one of :attr:`classes`.
+        """
+        if label is None:
+            masks = (self.masks != 0).float()
+        else:
+            if int(label) not in self.classes:
+                raise ValueError(f"label {label} is not in the support set's classes {self.classes}")
+            masks = (self.masks == int(label)).float()
+        return SupportSet(self.images, masks, self.original_sizes, self.names)
+
+    def resized(self, size: Sequence[int]) -> SupportSet:
+        """The set resampled to another input size (images bilinear, masks nearest)."""
+        size = _check_size(size)
+        if size == self.size:
+            return self
+        images = F.interpolate(self.images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        masks = F.interpolate(self.masks, size=size, mode="nearest-exact")
+        return SupportSet(images.clamp(0, 1), masks, self.original_sizes, self.names)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, k: int, strategy: SampleStrategy = "random", seed: int = 0) -> SupportSet:
+        """``k`` distinct examples.
+
+        Strategies:
+            ``"random"``: uniform without replacement.
+            ``"balanced"``: foreground-balanced; classes take turns, each drawing a random unused
+            example that contains it, then the rest is filled at random (so examples with
+            foreground, and every class, come first).
+
+        Raises:
+            ValueError: ``k`` outside ``1..len(self)`` or unknown strategy.
+        """
+        return self.subset(self._sample_indices(k, strategy, torch.Generator().manual_seed(int(seed))))
+
+    def _sample_indices(self, k: int, strategy: str, gen: torch.Generator) -> list[int]:
+        n = len(self)
+        if not isinstance(k, int) or not 1 <= k <= n:
+            raise ValueError(f"k must be an integer in 1..{n} (the support set size), got {k!r}")
+        if strategy == "random":
+            return torch.randperm(n, generator=gen)[:k].tolist()
+        if strategy != "balanced":
+            raise ValueError(f"strategy must be 'random' or 'balanced', got {strategy!r}")
+        order = torch.randperm(n, generator=gen).tolist()
+        per_class = {c: [i for i in order if bool((self.masks[i] == c).any())] for c in self.classes}
+        chosen: list[int] = []
+        taken: set[int] = set()
+        while len(chosen) < k and any(per_class.values()):
+            for c in self.classes:
+                pool = per_class[c]
+                while pool and pool[0] in taken:
+                    pool.pop(0)
+                if pool and len(chosen) < k:
+                    i = pool.pop(0)
+                    chosen.append(i)
+                    taken.add(i)
+        chosen += [i for i in order if i not in taken][: k - len(chosen)]
+        return chosen
+
+    def ensembles(self, n: int, k: int, seed: int = 0, strategy: SampleStrategy = "random") -> Iterator[SupportSet]:
+        """``n`` different subsets of size ``k`` (as sets of examples), reproducible from ``seed``.
+
+        Raises:
+            ValueError: fewer than ``n`` distinct subsets of size ``k`` exist.
+        """
+        for idx in self.ensemble_indices(n, k, seed, strategy):
+            yield self.subset(idx)
+
+    def ensemble_indices(self, n: int, k: int, seed: int = 0, strategy: SampleStrategy = "random") -> list[list[int]]:
+        """The index lists :meth:`ensembles` uses."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if not isinstance(k, int) or not 1 <= k <= len(self):
+            raise ValueError(f"k must be an integer in 1..{len(self)} (the support set size), got {k!r}")
+        possible = math.comb(len(self), k)
+        if n > possible:
+            raise ValueError(
+                f"only {possible} different subsets of size {k} exist in a support set of {len(self)}; "
+                f"asked for {n}: lower the ensemble size or the support size"
+            )
+        gen = torch.Generator().manual_seed(int(seed))
+        seen: set[frozenset[int]] = set()
+        out: list[list[int]] = []
+        attempts = 0
+        while len(out) < n:
+            attempts += 1
+            idx = self._sample_indices(k, strategy if attempts <= 50 * n else "random", gen)
+            key = frozenset(idx)
+            if key not in seen:
+                seen.add(key)
+                out.append(idx)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the prepared set to one ``.safetensors`` file (tensors + JSON metadata), atomically."""
+        from safetensors.torch import save_file
+
+        from .io.images import atomic_path
+
+        tensors = {
+            "images": self.images,
+            "masks": self.masks,
+            "original_sizes": torch.tensor(self.original_sizes, dtype=torch.int64),
+        }
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "names": json.dumps(self.names),
+            "classes": json.dumps(self.classes),
+            "size": json.dumps(list(self.size)),
+        }
+        dest = Path(path)
+        with atomic_path(dest) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return dest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SupportSet:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: missing file.
+            ValueError: not a support-set file (the message names it).
+        """
+        from safetensors import safe_open
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"no such file: {p}")
+        try:
+            with safe_open(str(p), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                if meta.get("format") != _FORMAT:
+                    raise ValueError("not a universeg_plus support-set file")
+                tensors = {k: fh.get_tensor(k) for k in ("images", "masks", "original_sizes")}
+            names = json.loads(meta["names"])
+        except ValueError as exc:
+            raise ValueError(f"cannot load support set {p}: {exc}") from exc
+        except Exception as exc:  # safetensors raises its own error types on corrupt files
+            raise ValueError(f"cannot load support set {p}: {exc}") from exc
+        return cls(tensors["images"], tensors["masks"], tensors["original_sizes"].tolist(), names)
+
+
+def _as_list(x: Any, name: str) -> list[Any]:
+    if isinstance(x, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a list of images or a stacked array, got a single path {x!s}")
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        if x.ndim == 4 and x.shape[1] == 1:
+            x = x[:, 0]
+        if x.ndim != 3:
+            raise ValueError(f"stacked {name} must have shape (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+        return list(x)
+    if isinstance(x, Sequence):
+        return list(x)
+    raise TypeError(f"{name} must be a list or a stacked array/tensor, got {type(x).__name__}")
