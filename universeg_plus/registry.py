@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import UniverSegConfig
 from .model import ForwardMode, UniverSegPlus
@@ -52,16 +52,22 @@ class PretrainedEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     model: str
-    hub_id: str | None = None
-    revision: str = "main"
+    hub_id: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$")
+    revision: str = Field("main", min_length=1)
     filename: str = "model.safetensors"
-    sha256: str | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     local_dir: str | None = None
     prefer_local: bool = True
     input_size: tuple[int, int] = (128, 128)
     value_range: tuple[float, float] = (0.0, 1.0)
     license: str = "unknown"
     citation: str = ""
+
+    @model_validator(mode="after")
+    def _check_source(self) -> PretrainedEntry:
+        if self.hub_id is None and self.local_dir is None:
+            raise ValueError(f"pretrained entry for {self.model!r} needs a hub_id or a local_dir")
+        return self
 
 
 _MODELS: dict[str, ModelEntry] = {}

@@ -1,0 +1,34 @@
+"""``universeg-plus download``: fetch pretrained weights into the local cache for offline use."""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = "download"
+HELP = "download pretrained weights (a table name or a hub repo id) into the cache for offline use"
+DESCRIPTION = (
+    "Fetch config.json + model.safetensors for a name from `universeg-plus models` or a Hugging Face "
+    "Hub repo id (org/repo), verify the sha256, and print where they are. Later loads then work "
+    "with HF_HUB_OFFLINE=1."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="NAME|REPO", help="pretrained name or hub repo id")
+    parser.add_argument("--revision", default=None, help="hub branch, tag or commit (repo ids only; default main)")
+    parser.add_argument("--cache-dir", default=None, help="huggingface_hub cache folder (default: HF_HUB_CACHE)")
+    parser.add_argument("--force", action="store_true", help="download again even if cached")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..hub import check_sha256, sha256_file
+    from ..hub.pretrained import fetch_pretrained
+
+    config, weights, expected = fetch_pretrained(
+        args.source, args.revision, cache_dir=args.cache_dir, force_download=args.force
+    )
+    digest = check_sha256(weights, expected, args.source) if expected else sha256_file(weights)
+    print(f"config  {config}")
+    print(f"weights {weights}")
+    print(f"sha256  {digest}{'' if expected else '  (no published hash to check against)'}")
+    return 0

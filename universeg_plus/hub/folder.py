@@ -1,0 +1,167 @@
+"""The pretrained-weights folder: ``model.safetensors`` + ``config.json`` + ``README.md`` model card.
+
+The same layout is used in the repo's ``weights/`` directory, in Hugging Face Hub repos, and by
+:func:`save_pretrained` for users publishing fine-tuned weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..model import ForwardMode, UniverSegPlus
+from .files import (
+    atomic_write_bytes,
+    check_sha256,
+    load_state_dict_strict,
+    read_config,
+    read_weights,
+    sha256_file,
+    write_weights,
+)
+
+__all__ = [
+    "CARD_NAME",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "SavedWeights",
+    "build_from_files",
+    "config_json",
+    "default_model_card",
+    "load_folder",
+    "save_pretrained",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+
+
+@dataclass(frozen=True)
+class SavedWeights:
+    """What :func:`save_pretrained` wrote.
+
+    Attributes:
+        directory: The folder.
+        weights: ``directory / "model.safetensors"``.
+        config: ``directory / "config.json"``.
+        card: ``directory / "README.md"``.
+        sha256: SHA-256 of the weights file (the value a pretrained-table entry pins).
+        num_parameters: Parameter count of the saved model.
+    """
+
+    directory: Path
+    weights: Path
+    config: Path
+    card: Path
+    sha256: str
+    num_parameters: int
+
+
+def config_json(model: UniverSegPlus) -> str:
+    """The model's config as the JSON text stored in ``config.json``."""
+    return json.dumps(model.config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def default_model_card(model: UniverSegPlus, sha256: str) -> str:
+    """A minimal model card stating only what is known from the model itself."""
+    cfg = json.dumps(model.config.model_dump(mode="json"), indent=2, sort_keys=True)
+    return (
+        "---\n"
+        "library_name: universeg_plus\n"
+        "tags:\n- medical-imaging\n- image-segmentation\n- in-context-learning\n- universeg\n"
+        "---\n\n"
+        "# UniverSeg-style in-context segmentation weights\n\n"
+        f"- parameters: {model.num_parameters():,}\n"
+        f"- input size (H, W): {tuple(model.config.input_size)}; images in [0, 1], support labels in {{0, 1}}\n"
+        f"- `{WEIGHTS_NAME}` sha256: `{sha256}`\n\n"
+        "```python\n"
+        "from universeg_plus import UniverSegPlus\n\n"
+        'model = UniverSegPlus.from_pretrained("<this folder or org/repo>")\n'
+        "```\n\n"
+        "## Config\n\n"
+        f"```json\n{cfg}\n```\n"
+    )
+
+
+def save_pretrained(
+    model: UniverSegPlus,
+    directory: str | os.PathLike,
+    model_card: str | Callable[[str], str] | None = None,
+    overwrite: bool = False,
+) -> SavedWeights:
+    """Write ``model`` as a pretrained folder (each file atomically) and return its sha256.
+
+    Args:
+        model: The network to save.
+        directory: Target folder (created if needed).
+        model_card: ``README.md`` text, or a function of the weights' sha256 returning it; a
+            minimal generated card when ``None``.
+        overwrite: Replace an existing ``model.safetensors`` in ``directory``.
+
+    Raises:
+        FileExistsError: ``directory`` already holds weights and ``overwrite`` is false.
+        TypeError: ``model`` is not a :class:`UniverSegPlus`.
+    """
+    if not isinstance(model, UniverSegPlus):
+        raise TypeError(f"model must be a UniverSegPlus, got {type(model).__name__}")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a folder")
+    weights = directory / WEIGHTS_NAME
+    if weights.exists() and not overwrite:
+        raise FileExistsError(f"{weights} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    directory.mkdir(parents=True, exist_ok=True)
+    from .. import __version__
+
+    meta = {"format": "pt", "library": "universeg_plus", "library_version": __version__, "config": config_json(model)}
+    write_weights(model.state_dict(), weights, meta)
+    digest = sha256_file(weights)
+    config = atomic_write_bytes(directory / CONFIG_NAME, config_json(model).encode())
+    if model_card is None:
+        card_text = default_model_card(model, digest)
+    else:
+        card_text = model_card(digest) if callable(model_card) else model_card
+    card = atomic_write_bytes(directory / CARD_NAME, card_text.encode())
+    return SavedWeights(directory, weights, config, card, digest, model.num_parameters())
+
+
+def load_folder(
+    directory: str | os.PathLike,
+    sha256: str | None = None,
+    mode: ForwardMode = "split",
+    weights_name: str = WEIGHTS_NAME,
+) -> UniverSegPlus:
+    """Build a model from a pretrained folder (config.json decides the architecture).
+
+    Args:
+        directory: Folder holding ``config.json`` and the weights file.
+        sha256: Expected SHA-256 of the weights file, checked before loading.
+        mode: Forward form of the returned model.
+        weights_name: Weights file name inside ``directory``.
+
+    Raises:
+        FileNotFoundError: missing folder, config or weights.
+        ValueError: hash mismatch, corrupt file, invalid config, or weights that do not fit the config.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"weights folder {directory} does not exist")
+    return build_from_files(directory / CONFIG_NAME, directory / weights_name, sha256, mode, str(directory))
+
+
+def build_from_files(
+    config_path: Path, weights_path: Path, sha256: str | None, mode: ForwardMode, source: str
+) -> UniverSegPlus:
+    """Verify, read and strictly load a config + weights pair into a new model."""
+    config = read_config(config_path)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"weights file {weights_path} does not exist")
+    if sha256 is not None:
+        check_sha256(weights_path, sha256, source)
+    model = UniverSegPlus(config, mode=mode)
+    load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
+    return model

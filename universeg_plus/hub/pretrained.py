@@ -1,0 +1,199 @@
+"""Resolving pretrained weights: the table's shipped copy or hub repo, verified, strictly loaded."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..model import ForwardMode, UniverSegPlus
+from ..registry import PRETRAINED, PretrainedEntry, create_model
+from .download import HubFile, download_file
+from .files import check_sha256, load_state_dict_strict, read_config, read_weights
+from .folder import CONFIG_NAME, WEIGHTS_NAME, build_from_files
+from .shipped import WEIGHTS_DIR_ENV, find_shipped_weights, shipped_weights_dirs
+
+__all__ = ["fetch_pretrained", "from_pretrained", "load_pretrained_weights", "resolve_pretrained_files"]
+
+log = logging.getLogger(__name__)
+
+
+def _shipped(entry: PretrainedEntry) -> tuple[Path, Path, str | None]:
+    folder = find_shipped_weights(entry.local_dir, entry.filename) if entry.local_dir else None
+    if folder is None:
+        searched = ", ".join(str(d) for d in shipped_weights_dirs()) or "none exist"
+        raise FileNotFoundError(
+            f"shipped weights {entry.local_dir!r} not found in the weights folders ({searched}; "
+            f"set {WEIGHTS_DIR_ENV} to add one)"
+        )
+    return folder / CONFIG_NAME, folder / entry.filename, entry.sha256
+
+
+def _hub(repo_id: str, filename: str, revision: str, **hub_kwargs) -> tuple[Path, HubFile]:
+    weights = download_file(repo_id, filename, revision, **hub_kwargs)
+    # Fetch the config at the commit the weights came from, so the pair cannot straddle a push.
+    config = download_file(repo_id, CONFIG_NAME, weights.commit or revision, **hub_kwargs)
+    return config.path, weights
+
+
+def resolve_pretrained_files(
+    entry: PretrainedEntry,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    token: str | bool | None = None,
+) -> tuple[Path, Path, str | None]:
+    """``(config.json, weights, expected sha256)`` for a table entry, shipped copy first where ``prefer_local``.
+
+    The expected hash is the entry's, else (hub files) the one the hub publishes for the LFS file.
+
+    Raises:
+        FileNotFoundError: no source has the files (every reason tried is listed).
+    """
+    sources = []
+    if entry.local_dir:
+        sources.append(("shipped", lambda: _shipped(entry)))
+    if entry.hub_id:
+        kwargs = dict(
+            cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token
+        )
+        hub_id = entry.hub_id
+
+        def from_hub() -> tuple[Path, Path, str | None]:
+            config, weights = _hub(hub_id, entry.filename, entry.revision, **kwargs)
+            return config, weights.path, entry.sha256 or weights.lfs_sha256
+
+        sources.append(("hub", from_hub))
+    if not entry.prefer_local:
+        sources.reverse()
+    reasons = []
+    for name, resolve in sources:
+        try:
+            return resolve()
+        except FileNotFoundError as exc:
+            log.info("pretrained %s: %s source unavailable: %s", entry.model, name, exc)
+            reasons.append(str(exc))
+    raise FileNotFoundError(f"no pretrained weights for {entry.model!r} could be found: " + " | ".join(reasons))
+
+
+def load_pretrained_weights(
+    model: UniverSegPlus,
+    entry: PretrainedEntry,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """Load the weights a pretrained-table entry declares into ``model`` (in place).
+
+    The weights file's SHA-256 is checked before it is read (against ``entry.sha256``, or for hub
+    files without one the hub's published LFS hash), the shipped or downloaded ``config.json`` must
+    equal ``model.config``, and keys/shapes must match exactly.
+
+    Returns:
+        The weights file that was loaded.
+
+    Raises:
+        FileNotFoundError: not shipped and not downloadable (offline and not cached, missing repo or file).
+        ValueError: hash mismatch, corrupt file, or a config/architecture that differs from ``model``'s.
+    """
+    if tuple(entry.input_size) != tuple(model.config.input_size):
+        raise ValueError(
+            f"pretrained entry for {entry.model!r} declares input_size {entry.input_size}, "
+            f"but the model's config has {model.config.input_size}"
+        )
+    config_path, weights_path, expected = resolve_pretrained_files(
+        entry, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token
+    )
+    if expected is not None:
+        check_sha256(weights_path, expected, f"pretrained {entry.model!r}")
+    else:
+        log.warning("pretrained %s: %s has no sha256 to check against", entry.model, weights_path)
+    config = read_config(config_path)
+    if config != model.config:
+        ours, theirs = model.config.model_dump(), config.model_dump()
+        diff = ", ".join(f"{k}: file {theirs[k]!r} vs model {ours[k]!r}" for k in ours if ours[k] != theirs[k])
+        raise ValueError(f"{config_path} describes a different architecture than {entry.model!r}: {diff}")
+    load_state_dict_strict(model, read_weights(weights_path), str(weights_path))
+    log.info("loaded pretrained %s from %s", entry.model, weights_path)
+    return weights_path
+
+
+def from_pretrained(
+    source: str | os.PathLike,
+    revision: str | None = None,
+    *,
+    sha256: str | None = None,
+    mode: ForwardMode = "split",
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    token: str | bool | None = None,
+) -> UniverSegPlus:
+    """A model with weights, from a local folder, a pretrained-table name, or a hub repo id.
+
+    Args:
+        source: A folder written by :func:`save_pretrained`; a name from ``list_pretrained()``;
+            or a hub model repo id ``"org/repo"`` holding ``config.json`` + ``model.safetensors``.
+        revision: Hub branch, tag or 40-hex commit (default ``"main"``); hub repos only.
+        sha256: Expected SHA-256 of ``model.safetensors``. For hub repos without it, the hash
+            the hub publishes for the LFS file is checked; a file with neither is loaded with a warning.
+        mode: Forward form, ``"split"`` or ``"pairwise"``.
+        cache_dir, local_files_only, force_download, token: Passed to huggingface_hub.
+
+    Raises:
+        FileNotFoundError: no such folder/repo/file, or offline and not cached.
+        ValueError: hash mismatch, corrupt file, invalid config, weights that do not fit the config.
+    """
+    hub_kwargs = dict(
+        cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token
+    )
+    path = Path(source)
+    if path.is_dir():
+        if revision is not None:
+            raise ValueError(f"revision={revision!r} applies to hub repos, but {source} is a local folder")
+        return build_from_files(path / CONFIG_NAME, path / WEIGHTS_NAME, sha256, mode, str(path))
+    source = str(source)
+    if source in PRETRAINED:
+        if revision is not None or sha256 is not None:
+            raise ValueError(f"{source!r} is pinned by the pretrained table; revision/sha256 cannot be overridden")
+        model = create_model(PRETRAINED[source].model, mode=mode)
+        load_pretrained_weights(model, PRETRAINED[source], **hub_kwargs)
+        return model
+    config_path, weights_path, expected = fetch_pretrained(source, revision, **hub_kwargs)
+    if sha256 is None:
+        sha256 = expected
+        if sha256 is None:
+            log.warning("%s from %r has no published sha256; integrity not verified", weights_path.name, source)
+    return build_from_files(config_path, weights_path, sha256, mode, f"hub repo {source!r}")
+
+
+def fetch_pretrained(
+    source: str,
+    revision: str | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    token: str | bool | None = None,
+) -> tuple[Path, Path, str | None]:
+    """Download (or find cached/shipped) the files of a pretrained-table name or a hub repo id.
+
+    Returns:
+        ``(config.json path, weights path, expected sha256)``; the hash is the table's for a
+        name, the hub's LFS hash for a repo id (``None`` if it publishes none). Not yet verified.
+    """
+    kwargs = dict(cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token)
+    if source in PRETRAINED:
+        if revision is not None:
+            raise ValueError(f"{source!r} is pinned by the pretrained table; its revision cannot be overridden")
+        return resolve_pretrained_files(PRETRAINED[source], **kwargs)
+    if source.count("/") != 1 or Path(source).is_absolute() or source.startswith("."):
+        raise FileNotFoundError(
+            f"{source!r} is neither an existing folder, a pretrained name ({', '.join(sorted(PRETRAINED)) or 'none'}), "
+            "nor a hub repo id of the form 'org/repo'"
+        )
+    config, weights = _hub(source, WEIGHTS_NAME, revision or "main", **kwargs)
+    return config, weights.path, weights.lfs_sha256
