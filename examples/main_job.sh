@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install universeg_plus (core only) into .venv, then segment the
+# bundled example tasks from a few labelled slices with the shipped weights, printing Dice against the
+# known masks and writing overlay PNGs to example_output/. Extra arguments go to `universeg-plus example`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+# torch first and pinned, so pip never resolves a multi-GB CUDA build on a CPU machine.
+python -m pip install -q torch==2.13.0
+python -m pip install -q -c .ci/constraints.txt -e .
+universeg-plus example "$@"

@@ -1,0 +1,66 @@
+"""The per-task U-Net baseline: shapes, input checks, determinism, and that it learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from universeg_plus.evaluation.baseline import BaselineConfig, predict_baseline, train_baseline
+from universeg_plus.evaluation.unet import UNet
+from universeg_plus.metrics import dice
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These nets are tiny: one thread is as fast, and immune to OpenMP stalls on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _squares(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dark noisy images with one bright 10x10 square each; the mask is the square."""
+    g = torch.Generator().manual_seed(seed)
+    images = 0.3 * torch.rand(n, 1, 32, 32, generator=g)
+    masks = torch.zeros(n, 1, 32, 32)
+    for i in range(n):
+        y, x = torch.randint(0, 22, (2,), generator=g).tolist()
+        masks[i, :, y : y + 10, x : x + 10] = 1
+        images[i, :, y : y + 10, x : x + 10] += 0.6
+    return images, masks
+
+
+def test_unet_shapes_and_checks() -> None:
+    net = UNet(width=4, depth=3)
+    assert net(torch.rand(2, 1, 16, 24)).shape == (2, 1, 16, 24)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        net(torch.rand(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.rand(1, 1, 18, 16))
+    with pytest.raises(ValueError, match="width and depth"):
+        UNet(width=0)
+
+
+def test_same_seed_same_network() -> None:
+    images, masks = _squares(3, 0)
+    cfg = BaselineConfig(steps=3, batch_size=4, width=4, depth=3)
+    a = train_baseline(images, masks, cfg, seed=5)
+    b = train_baseline(images, masks, cfg, seed=5)
+    c = train_baseline(images, masks, cfg, seed=6)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+    with pytest.raises(ValueError, match="must match images"):
+        train_baseline(images, masks[:2], cfg)
+
+
+def test_learns_a_simple_task() -> None:
+    images, masks = _squares(4, 1)
+    test_images, test_masks = _squares(6, 2)
+    cfg = BaselineConfig(steps=60, batch_size=8, lr=3e-3, width=8, depth=3)
+    net = train_baseline(images, masks, cfg, seed=0)
+    probs = predict_baseline(net, test_images)
+    assert probs.shape == (6, 1, 32, 32) and 0 <= float(probs.min()) and float(probs.max()) <= 1
+    d = dice(probs[:, 0] > 0.5, test_masks[:, 0] > 0.5)
+    assert float(d.mean()) > 0.8, d

@@ -1,0 +1,71 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from universeg_plus.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
+TASKS = ["dsb2018_nuclei_crops", "mni152_coronal_tissue"]
+
+
+def test_bundled_data_is_small_paired_and_attributed():
+    files = [p for p in DATA.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 2 * 2**20
+    notice = (DATA / "NOTICE").read_text()
+    assert "McConnell Brain Imaging Centre" in notice and "CC0" in notice and "BSD" in notice
+    for task in TASKS:
+        meta = json.loads((DATA / task / "meta.json").read_text())
+        assert {"source", "license", "labels"} <= set(meta)
+        images = sorted(p.name for p in (DATA / task / "images").glob("*.png"))
+        masks = sorted(p.name for p in (DATA / task / "masks").glob("*.png"))
+        assert images == masks and len(images) >= 8
+        for name in images:
+            img = np.asarray(Image.open(DATA / task / "images" / name))
+            m = np.asarray(Image.open(DATA / task / "masks" / name))
+            assert img.shape == m.shape and img.ndim == 2
+            assert set(np.unique(m).tolist()) <= {0, *map(int, meta["labels"])}
+            assert m.any()
+
+
+def test_example_command_scores_and_overlays(tmp_path, capsys):
+    out = tmp_path / "ex"
+    code = main(["example", "--model", "universeg-tiny", "--support-size", "4", "--out", str(out)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "randomly initialised" in captured.err and "meaningless" in captured.err
+    lines = captured.out.splitlines()
+    for task in TASKS:
+        n = len(list((DATA / task / "images").glob("*.png")))
+        per_target = [float(m.group(1)) for ln in lines if (m := re.match(rf"{task}/\S+: dice=([0-9.]+)", ln))]
+        assert len(per_target) == n - 4
+        assert all(0.0 <= d <= 1.0 for d in per_target)
+        mean = next(float(m.group(1)) for ln in lines if (m := re.match(rf"{task}: mean dice ([0-9.]+)", ln)))
+        assert mean == pytest.approx(np.mean(per_target), abs=2e-3)
+        overlays = sorted((out / task).glob("*_overlay.png"))
+        assert len(overlays) == n - 4
+        first = np.asarray(Image.open(overlays[0]))
+        ref = np.asarray(Image.open(DATA / task / "images" / overlays[0].name.replace("_overlay", "")))
+        assert first.shape == (ref.shape[0], 2 * ref.shape[1], 3)
+    assert lines[-1].startswith("mean dice over 2 tasks")
+
+
+def test_example_bad_input(tmp_path, capsys):
+    assert main(["example", "--data", str(tmp_path / "none"), "--model", "universeg-tiny"]) == 2
+    assert "example data folder not found" in capsys.readouterr().err
+    assert main(["example", "--support-size", "50", "--model", "universeg-tiny", "--out", str(tmp_path)]) == 2
+    assert "--support-size must be below" in capsys.readouterr().err
+
+
+def test_quickstart_runs(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "segment(): (" in proc.stdout and (tmp_path / "mni152_support.safetensors").is_file()

@@ -1,0 +1,198 @@
+"""``universeg-plus evaluate``: Dice and other metrics on held-out tasks at several S, vs a per-task U-Net."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+COMMAND = "evaluate"
+HELP = "evaluate on held-out tasks at S in {1, 4, 16, 64} (CSV + markdown), optionally vs a per-task U-Net"
+DESCRIPTION = (
+    "Per held-out task and label: fixed seeded targets, support sets drawn from the other pairs, Dice/IoU/"
+    "sensitivity/specificity/HD95 at each support size, with and without ensembling, and optionally a U-Net "
+    "trained from scratch on the same support set (--baseline). Refuses tasks the weights were trained on. "
+    "Example: universeg-plus evaluate --model universeg-v1 --weights runs/v1/best "
+    "--data-root /data/tasks --baseline --out eval/v1"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered variant (universeg-plus models)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument(
+        "--weights", metavar="DIR", help="weights folder: model.safetensors + config.json (+ training.json)"
+    )
+    src.add_argument("--pretrained", action="store_true", help="load the shipped/hub weights of --model")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data-root", metavar="PATH", help="folder of task folders (<task>/images, <task>/masks)")
+    data.add_argument("--tasks-file", metavar="PATH", help="task file from `universeg-plus train --export-tasks`")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="datasets or <dataset>/<label> tasks to evaluate (default: the held-out validation datasets)",
+    )
+    parser.add_argument("--support-sizes", nargs="+", type=int, default=[1, 4, 16, 64], metavar="S")
+    parser.add_argument("--targets", type=int, default=10, help="targets per task (at most half its pairs)")
+    parser.add_argument("--ensemble", type=int, default=5, help="support sets averaged for the ensemble rows (1: off)")
+    parser.add_argument(
+        "--ensemble-max-support", type=int, default=16, metavar="S", help="ensemble rows only for S up to this"
+    )
+    parser.add_argument("--baseline", action="store_true", help="also train and evaluate the per-task U-Net")
+    parser.add_argument("--baseline-steps", type=int, default=300, help="U-Net training steps per (task, S)")
+    parser.add_argument("--baseline-width", type=int, default=8, help="U-Net channels at the first level")
+    parser.add_argument("--seed", type=int, default=0, help="protocol seed (targets, supports, baseline)")
+    parser.add_argument("--batch-size", type=int, default=8, help="targets per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: eval/<model>)")
+    parser.add_argument(
+        "--model-card", metavar="PATH", help="also write a model card for --weights (e.g. DIR/README.md)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["universeg-plus", "evaluate", "--model", args.model]
+    if args.weights:
+        parts += ["--weights", args.weights]
+    if args.pretrained:
+        parts.append("--pretrained")
+    parts += ["--data-root", args.data_root] if args.data_root else ["--tasks-file", args.tasks_file]
+    if args.tasks:
+        parts += ["--tasks", *args.tasks]
+    parts += ["--support-sizes", *map(str, args.support_sizes), "--targets", str(args.targets)]
+    parts += ["--ensemble", str(args.ensemble), "--ensemble-max-support", str(args.ensemble_max_support)]
+    if args.baseline:
+        parts += ["--baseline", "--baseline-steps", str(args.baseline_steps)]
+        parts += ["--baseline-width", str(args.baseline_width)]
+    parts += ["--seed", str(args.seed)]
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from ..data.tasks import DEFAULT_VAL_TASKS, TaskCollection, load_task_root
+    from ..evaluation import (
+        BaselineConfig,
+        EvalSettings,
+        check_held_out,
+        evaluate,
+        read_training_info,
+        summarize,
+        write_model_card,
+        write_report,
+    )
+    from ..evaluation.report import markdown_table
+    from ..registry import create_model, get_config
+
+    log = logging.getLogger("universeg_plus.evaluate")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.model_card and not args.weights:
+        raise ValueError("--model-card needs --weights DIR (the card describes the files in that folder)")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
+    settings = EvalSettings(
+        support_sizes=tuple(args.support_sizes),
+        num_targets=args.targets,
+        ensemble=args.ensemble,
+        ensemble_max_support=args.ensemble_max_support,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        baseline=args.baseline,
+        baseline_config=BaselineConfig(steps=args.baseline_steps, width=args.baseline_width),
+    )
+
+    # the model and what it was trained on
+    weights_dir = None
+    registered = get_config(args.model)  # unknown name -> ValueError listing the valid ones
+    if args.weights:
+        from ..hub import load_folder
+
+        weights_dir = Path(args.weights)
+        model = load_folder(weights_dir)
+        if model.config != registered:
+            log.warning("%s: config differs from the registered %s: %s", weights_dir, args.model, model.config)
+    elif args.pretrained:
+        from ..hub import resolve_pretrained_files
+        from ..registry import PRETRAINED
+
+        model = create_model(args.model, pretrained=True)
+        weights_dir = resolve_pretrained_files(PRETRAINED[args.model])[0].parent  # training.json ships there
+    else:
+        log.warning("no --weights or --pretrained: evaluating a randomly initialised %s", args.model)
+        model = create_model(args.model)
+    info = read_training_info(weights_dir)
+    if weights_dir is not None and info is None:
+        log.warning("%s has no training.json: cannot verify that the tasks were held out", weights_dir)
+    source = f"the weights in {weights_dir}" if weights_dir else "the weights"
+    size = tuple(model.config.input_size)
+
+    # the tasks
+    requested = args.tasks
+    if requested:
+        check_held_out([(t, t.split("/", 1)[0]) for t in requested], info, source)
+        datasets = sorted({t.split("/", 1)[0] for t in requested})
+    if args.tasks_file:
+        coll = TaskCollection.load(args.tasks_file)
+        wrong = sorted({t.name for t in coll if t.size != size})
+        if wrong:
+            raise ValueError(f"{args.tasks_file} holds tasks not at the model's input size {size}: {wrong[:3]}")
+        if not requested:
+            datasets = [d for d in DEFAULT_VAL_TASKS if d in set(coll.datasets)]
+    else:
+        root = Path(args.data_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--data-root {root} does not exist")
+        if not requested:
+            datasets = [d for d in DEFAULT_VAL_TASKS if (root / d / "images").is_dir()]
+        coll = None
+    if not requested and not datasets:
+        where = args.tasks_file or args.data_root
+        raise ValueError(f"none of the held-out datasets {', '.join(DEFAULT_VAL_TASKS)} is in {where}; pass --tasks")
+    if coll is None:
+        coll = load_task_root(args.data_root, size, include=datasets)
+    tasks = coll.filter(include=list(requested) if requested else datasets)
+    if requested:
+        found = {t.name for t in tasks} | {t.dataset for t in tasks}
+        missing = sorted(set(requested) - found)
+        if missing:
+            raise ValueError(f"unknown task(s) {missing}; available: {', '.join(coll.names)}")
+    check_held_out([(t.name, t.dataset) for t in tasks], info, source)
+
+    command = _command(args)
+    run_info = {
+        "model": args.model,
+        "weights": str(weights_dir) if weights_dir else ("shipped/hub" if args.pretrained else "random init"),
+        "device": device if device != "cpu" else f"cpu, {torch.get_num_threads()} thread(s)",
+        "command": f"`{command}`",
+    }
+    t0 = time.time()
+    result = evaluate(model, tasks, settings, device=device, progress=not args.no_progress, info=run_info)
+    wall = time.time() - t0
+    out = Path(args.out) if args.out else Path("eval") / args.model
+    paths = write_report(result, out)
+    print(markdown_table(summarize(result.records)), end="")
+    print(f"evaluated {len(tasks)} task(s) in {wall:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
+    if args.model_card:
+        card = write_model_card(
+            weights_dir,
+            summarize(result.records),
+            data_root=args.data_root,
+            out=args.model_card,
+            eval_command=command,
+            model_name=args.model,
+        )
+        print(f"wrote model card {card}")
+    return 0
