@@ -16,10 +16,6 @@ Without pretrained weights for --model the network is random and the scores are 
 """
 
 
-def _default_data() -> Path:
-    return Path(__file__).resolve().parents[2] / "examples" / "data"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
@@ -44,15 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..data.examples import default_examples_dir
     from ..io.images import file_stem, list_image_files, overlay_mask, read_image, write_png
     from ..metrics import dice
     from ..predictor import Predictor
     from ..registry import PRETRAINED, create_model
     from ..support import SupportSet
 
-    data = Path(args.data) if args.data else _default_data()
-    if not data.is_dir():
-        raise FileNotFoundError(f"example data folder not found: {data} (pass --data DIR)")
+    data = Path(args.data) if args.data else default_examples_dir()
+    if data is None or not data.is_dir():
+        raise FileNotFoundError(
+            f"example data folder not found: {data or 'examples/data of a repository checkout'} (pass --data DIR)"
+        )
     tasks = sorted(p for p in data.iterdir() if (p / "images").is_dir() and (p / "masks").is_dir())
     if not tasks:
         raise ValueError(f"no task folders with images/ and masks/ in {data}")

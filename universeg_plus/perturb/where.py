@@ -23,7 +23,8 @@ WHERE: dict[str, tuple[str, ...]] = {
     "support": ("support_images", "support_masks"),
     "both": ("target", "support_images", "support_masks"),
 }
-_KIND = {"target": "image", "support_images": "image", "support_masks": "mask"}
+#: What each slot holds: ``"image"`` (intensities) or ``"mask"`` (labels).
+SLOT_KIND = {"target": "image", "support_images": "image", "support_masks": "mask"}
 
 
 def _part(perturbation: Perturbation | Compose, kind: str) -> Perturbation | Compose | None:
@@ -66,7 +67,7 @@ def apply_perturbation(
     out = {"target": target, "support_images": support_images, "support_masks": support_masks}
     applied = False
     for slot in WHERE[where]:
-        part = _part(perturbation, _KIND[slot])
+        part = _part(perturbation, SLOT_KIND[slot])
         if part is not None:
             out[slot] = part(out[slot])
             applied = True

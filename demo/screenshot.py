@@ -1,0 +1,93 @@
+"""Retake the README's screenshot of the demo: ``python demo/screenshot.py [--out docs/images/demo.png]``.
+
+Serves the demo on 127.0.0.1, opens it in Debian's headless Chromium (Playwright), loads a bundled
+example task, presses Segment and saves the page. Retake it whenever the page or the default model
+changes (e.g. once pretrained weights are declared). Needs the [demo] extra, playwright and
+/usr/bin/chromium; no request leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from universeg_plus.demo import launch  # noqa: E402
+
+log = logging.getLogger("demo.screenshot")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def take_screenshot(out: Path, task: str, model: str | None, width: int, chromium: str) -> Path:
+    """Serve the demo, segment ``task`` in the browser and save the page as PNG at ``out``."""
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    port = _free_port()
+    demo = launch(port=port, block=False, default_model=model)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+                page.locator("#example-task input").click()
+                page.get_by_role("option", name=task).click()
+                page.locator("#load-example").click()
+                expect(page.locator("#reference")).to_contain_text(".png", timeout=30_000)
+                page.locator("#segment").click()
+                expect(page.locator("#overlay img")).to_be_visible(timeout=300_000)
+                expect(page.locator("#summary")).to_contain_text("Predicted pixels")
+                page.mouse.move(0, 0)
+                page.wait_for_timeout(500)
+                tmp = out.with_suffix(".tmp.png")
+                page.screenshot(path=str(tmp), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(tmp) as img:  # 256 colours: a UI screenshot keeps its look at a fraction of the size
+        img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    tmp.unlink()
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the options and take the screenshot; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="demo/screenshot.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/images/demo.png"), help="PNG to write")
+    parser.add_argument("--task", default="mni152_coronal_tissue", help="bundled example task to segment")
+    parser.add_argument("--model", default=None, help="model to select (default: the demo's default)")
+    parser.add_argument("--width", type=int, default=1280, help="browser width in pixels (default: 1280)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not Path(args.chromium).exists():
+        print(f"error: Chromium not found at {args.chromium} (apt-get install chromium)", file=sys.stderr)
+        return 2
+    path = take_screenshot(args.out, args.task, args.model, args.width, args.chromium)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
