@@ -56,11 +56,22 @@ class ModelSpec(_Section):
         weights: Weights folder, pretrained-table name or hub repo id (``from_pretrained``); ``None``
             loads the table's pretrained weights when declared, else random weights (with a warning).
         label: Name in the results (default: ``name``).
+        overrides: Config fields the variant was built with (e.g. a smaller width); random
+            weights use them, and loaded weights are checked against the variant with them.
     """
 
     name: str
     weights: str | None = None
     label: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> ModelSpec:
+        if self.overrides:
+            from ..registry import get_config
+
+            get_config(self.name, **self.overrides)  # ValueError naming the unknown/invalid field
+        return self
 
     @property
     def display_name(self) -> str:

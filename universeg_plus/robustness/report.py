@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.figures import pyplot, save_figure
 from ..perturb import WHERE
 from .runner import COLUMNS, iter_rows
 
@@ -85,28 +86,9 @@ def _ordered(rows: list[dict[str, Any]], col: str) -> list[str]:
     return values
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('study plots need matplotlib: pip install "universeg-plus[study]"') from exc
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    from ..io.images import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    return path
-
-
 def plot_dice_vs_severity(rows: list[dict[str, Any]], out_dir: str | os.PathLike) -> list[Path]:
     """One PNG per ``where``: Dice vs severity per perturbation, a line per variant/backend."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir = Path(out_dir)
     paths = []
     perts = _ordered(rows, "perturbation")
@@ -145,14 +127,13 @@ def plot_dice_vs_severity(rows: list[dict[str, Any]], out_dir: str | os.PathLike
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
         fig.suptitle(f"Dice vs severity, perturbing: {where}", fontsize=10)
-        paths.append(_save(fig, out_dir / f"dice_vs_severity_{where}.png"))
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / f"dice_vs_severity_{where}.png"))
     return paths
 
 
 def plot_dice_drop_heatmap(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path | None:
     """Mean Dice drop per perturbation x where, one panel per variant/backend (``None`` without perturbed rows)."""
-    plt = _pyplot()
+    plt = pyplot()
     perts, wheres, series = _ordered(rows, "perturbation"), _ordered(rows, "where"), _series(rows)
     if not perts:
         return None
@@ -174,8 +155,7 @@ def plot_dice_drop_heatmap(rows: list[dict[str, Any]], path: str | os.PathLike) 
                 if not math.isnan(grid[i, k]):
                     ax.text(k, i, f"{grid[i, k]:.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="mean Dice drop")
-    path = _save(fig, Path(path))
-    plt.close(fig)
+    path = save_figure(fig, Path(path))
     return path
 
 

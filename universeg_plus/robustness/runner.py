@@ -144,15 +144,15 @@ def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
         from ..hub import from_pretrained
 
         model = from_pretrained(spec.weights)
-        if model.config != get_config(spec.name):
+        if model.config != get_config(spec.name, **spec.overrides):
             log.warning("weights %s do not have the config of %r; using the weights' config", spec.weights, spec.name)
-    elif spec.name in PRETRAINED:
+    elif spec.name in PRETRAINED and not spec.overrides:
         model = create_model(spec.name, pretrained=True)
     else:
         log.warning("no weights for %r: the model is randomly initialised (Dice values are meaningless)", spec.name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(seed, spec.display_name, "init"))
-            model = create_model(spec.name)
+            model = create_model(spec.name, **spec.overrides)
     return model.to(device).eval()
 
 

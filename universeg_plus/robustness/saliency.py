@@ -120,14 +120,9 @@ def plot_saliency(
         top: Number of most important support examples shown.
         title: Figure title.
     """
-    try:
-        import matplotlib
+    from ..io.figures import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('plots need matplotlib: pip install "universeg-plus[study]"') from exc
-    from ..io.images import atomic_path
+    plt = pyplot()
 
     imp = saliency.support_importance[index]
     order = torch.argsort(imp, descending=True)[: max(1, min(top, imp.numel()))].tolist()
@@ -156,7 +151,4 @@ def plot_saliency(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
