@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ensemble-max-support", type=int, default=16, metavar="S", help="ensemble rows only for S up to this"
     )
     parser.add_argument("--baseline", action="store_true", help="also train and evaluate the per-task U-Net")
+    parser.add_argument(
+        "--baseline-support-sizes",
+        nargs="+",
+        type=int,
+        metavar="S",
+        help="train the U-Net only for these of --support-sizes (default: all; one U-Net per task and S)",
+    )
     parser.add_argument("--baseline-steps", type=int, default=300, help="U-Net training steps per (task, S)")
     parser.add_argument("--baseline-width", type=int, default=8, help="U-Net channels at the first level")
     parser.add_argument("--seed", type=int, default=0, help="protocol seed (targets, supports, baseline)")
@@ -66,6 +73,8 @@ def _command(args: argparse.Namespace) -> str:
     if args.baseline:
         parts += ["--baseline", "--baseline-steps", str(args.baseline_steps)]
         parts += ["--baseline-width", str(args.baseline_width)]
+        if args.baseline_support_sizes:
+            parts += ["--baseline-support-sizes", *map(str, args.baseline_support_sizes)]
     parts += ["--seed", str(args.seed)]
     return shlex.join(parts)
 
@@ -112,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         baseline=args.baseline,
         baseline_config=BaselineConfig(steps=args.baseline_steps, width=args.baseline_width),
+        baseline_support_sizes=tuple(args.baseline_support_sizes) if args.baseline_support_sizes else None,
     )
 
     # the model and what it was trained on

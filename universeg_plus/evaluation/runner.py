@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import metrics
 from ..data.tasks import BinaryTask
@@ -47,6 +47,8 @@ class EvalSettings(BaseModel):
         seed: Protocol seed (targets, support sets, baseline training).
         baseline: Also train and evaluate the per-task U-Net.
         baseline_config: Its fixed budget.
+        baseline_support_sizes: Requested S values the U-Net is trained for (``None``: all of
+            ``support_sizes``); it trains one network per (task, S), the costly part of a run.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,6 +63,7 @@ class EvalSettings(BaseModel):
     seed: int = 0
     baseline: bool = False
     baseline_config: BaselineConfig = Field(default_factory=BaselineConfig)
+    baseline_support_sizes: tuple[int, ...] | None = None
 
     @field_validator("support_sizes")
     @classmethod
@@ -68,6 +71,20 @@ class EvalSettings(BaseModel):
         if not v or any(s < 1 for s in v):
             raise ValueError(f"support_sizes must be a non-empty list of integers >= 1, got {v}")
         return tuple(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _baseline_sizes(self) -> EvalSettings:
+        extra = sorted(set(self.baseline_support_sizes or ()) - set(self.support_sizes))
+        if extra:
+            raise ValueError(
+                f"baseline_support_sizes {extra} are not in support_sizes {list(self.support_sizes)}"
+            )
+        return self
+
+    def runs_baseline(self, requested_support: int) -> bool:
+        """Whether the U-Net is trained and scored for this requested S."""
+        sizes = self.baseline_support_sizes
+        return self.baseline and (sizes is None or requested_support in sizes)
 
 
 @dataclass
@@ -205,7 +222,7 @@ def evaluate(
             # the whole pool is the support set: every member would be the same set
             cache.setdefault((*key, "universeg_ensemble"), cache[(*key, "universeg")])
             methods.append(("universeg_ensemble", 1))
-        if settings.baseline:
+        if settings.runs_baseline(ep.requested_support):
             if (*key, "unet") not in cache:
                 net = train_baseline(
                     task.images[list(ep.supports[0])],
