@@ -48,8 +48,8 @@ LABELS = {
     "onnxruntime": "split, onnxruntime",
     "tvm-O0": "split, TVM O0 (no fusion), symbolic S",
     "tvm-O1": "split, TVM O1 (default pipeline), symbolic S",
-    "tvm-O2": "split, TVM O2 (+ host CPU, DLight), symbolic S",
-    "tvm-O3": "split, TVM O3 (MetaSchedule database), static S",
+    "tvm-O2": "split, TVM O2 (+ host CPU, rule-based conv/elementwise schedules), symbolic S",
+    "tvm-O3": "split, TVM O3 (MetaSchedule database, O2 rules for the rest), static S",
 }
 
 log = logging.getLogger("bench_backends")

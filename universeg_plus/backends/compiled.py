@@ -15,7 +15,7 @@ from ..config import UniverSegConfig
 from ..model import validate_inputs
 from .cache import cache_key, default_cache_dir, load_entry, store_entry, weights_digest
 from .export import export_relax
-from .levels import build_pipeline, check_level, uses_host_cpu
+from .levels import PIPELINE_REVISION, build_pipeline, check_level, uses_host_cpu
 from .targets import describe_target, require_tvm, resolve_target
 from .tuning import database_digest, default_tuning_dir, open_database
 
@@ -205,6 +205,7 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
         support_size=support_size,
         image_size=(h, w),
         level=level,
+        pipeline=PIPELINE_REVISION,
         target=target_text,
         tvm=tvm.__version__,
         tuning_db=db_digest,

@@ -13,12 +13,15 @@ O1     The target's default Relax pipeline (``relax.get_default_pipeline``): lib
        ``LegalizeOps``, ``AnnotateTIROpPattern``, ``FoldConstant``, ``FuseOps``, ``FuseTIR``
        (the zero pipeline), then VM lowering. Operator fusion, still naive loops and a generic
        target.
-O2     O1 with host-CPU codegen (``mcpu`` of this machine, e.g. AVX2/AVX-512 vector code) and
-       the DLight CPU default schedules (``GEMV``, ``Reduction``) after fusion. TVM 0.27 ships
-       no untuned CPU schedule for convolutions, so convolutions stay untuned loops.
-O3     O2 plus MetaSchedule: after fusion, ``MetaScheduleApplyDatabase`` replaces every fused
-       kernel found in the tuning database (``universeg-plus tune``) by its tuned schedule;
-       kernels not in the database keep the O2 treatment.
+O2     O1 with host-CPU codegen (``mcpu`` of this machine, e.g. AVX2/AVX-512 vector code) and,
+       after fusion, ``ApplyDefaultSchedule`` with the rules of :mod:`.schedules` and DLight's
+       CPU defaults, first match per kernel: ``Conv2dNCHW`` (register-tiled, vectorised,
+       parallel direct conv with its fused epilogue; padding per image), ``OuterReduction``
+       (mean over S, max-pool), DLight ``GEMV`` and ``Reduction``, then ``Injective`` (every
+       kernel without a reduction: inlined, parallel, vectorised). No tuning.
+O3     O1 + host-CPU codegen, then after fusion ``MetaScheduleApplyDatabase``: every fused
+       kernel found in the tuning database (``universeg-plus tune``) gets its tuned schedule;
+       the kernels not in the database get O2's rules.
 =====  =======================================================================================
 """
 
@@ -26,15 +29,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LEVELS", "LEVEL_DESCRIPTIONS", "build_pipeline", "check_level", "uses_host_cpu"]
+__all__ = ["LEVELS", "LEVEL_DESCRIPTIONS", "PIPELINE_REVISION", "build_pipeline", "check_level", "uses_host_cpu"]
 
 LEVELS = ("O0", "O1", "O2", "O3")
+
+# Part of the cache key: bump whenever what a level applies changes, so cached libraries built by
+# an older pipeline are rebuilt. 2: O2/O3 schedule kernels with the rules of .schedules.
+PIPELINE_REVISION = 2
 
 LEVEL_DESCRIPTIONS = {
     "O0": "LegalizeOps + VM lowering; no folding, no fusion, no schedules; generic CPU",
     "O1": "default Relax pipeline: legalize, FoldConstant, FuseOps, FuseTIR + VM lowering; generic CPU",
-    "O2": "O1 + host-CPU codegen (mcpu) + DLight CPU default schedules (GEMV, Reduction)",
-    "O3": "O2 + MetaSchedule-tuned kernels from the tuning database (universeg-plus tune)",
+    "O2": (
+        "O1 + host-CPU codegen (mcpu) + rule-based CPU schedules, no tuning: Conv2dNCHW, OuterReduction, "
+        "DLight GEMV/Reduction, Injective"
+    ),
+    "O3": "O1 + host-CPU codegen + MetaSchedule-tuned kernels from the tuning database; O2's rules for the rest",
 }
 
 
@@ -68,13 +78,21 @@ def fuse_passes(target: Any) -> list:
 
 
 def _default_schedules(target: Any) -> Any:
+    """The untuned schedules: ``ApplyDefaultSchedule``, each kernel gets the first rule that matches.
+
+    GPU: the DLight GPU rules (the minimum for kernels to get thread bindings). CPU (O2, O3):
+    ``Conv2dNCHW``, ``OuterReduction`` (:mod:`.schedules`), DLight ``GEMV``, ``Reduction``, then
+    ``Injective`` (:mod:`.schedules`) for what is left.
+    """
     import tvm.s_tir.dlight as dl
 
     if "gpu" in target.keys:
         return dl.ApplyDefaultSchedule(
             dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()
         )
-    return dl.ApplyDefaultSchedule(dl.cpu.GEMV(), dl.cpu.Reduction())
+    from .schedules import cpu_rules
+
+    return dl.ApplyDefaultSchedule(*cpu_rules())
 
 
 def build_pipeline(level: str, target: Any, database: Any = None) -> Any:
@@ -117,4 +135,9 @@ def _passes(level: str, target: Any) -> list:
         return [*fuse_passes(target), *([_default_schedules(target)] if is_gpu else []), *lower]
     if level == "O2":
         return [*fuse_passes(target), _default_schedules(target), *lower]
-    return [*fuse_passes(target), relax.transform.MetaScheduleApplyDatabase(), _default_schedules(target), *lower]
+    return [
+        *fuse_passes(target),
+        relax.transform.MetaScheduleApplyDatabase(),
+        _default_schedules(target),
+        *lower,
+    ]

@@ -9,9 +9,9 @@ COMMAND = "compile"
 HELP = "compile a model with Apache TVM (levels O0..O3) into the local cache; --check compares with PyTorch"
 DESCRIPTION = (
     "Export a model's split form with torch.export, compile it with Apache TVM at an optimisation "
-    "level (O0 no fusion, O1 default pipeline, O2 + host CPU codegen and default schedules, O3 + "
-    "MetaSchedule database from `universeg-plus tune`) and store the library in the cache, so the "
-    "next compile (and Predictor(model, backend='tvm')) loads it in under a second. "
+    "level (O0 no fusion, O1 default pipeline, O2 + host CPU codegen and rule-based conv/elementwise "
+    "schedules, no tuning, O3 + MetaSchedule database from `universeg-plus tune`) and store the "
+    "library in the cache, so the next compile (and Predictor(model, backend='tvm')) loads it in under a second. "
     "Example: universeg-plus compile universeg-v1 --pretrained --level O2 --support-size any --check"
 )
 
