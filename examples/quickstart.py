@@ -1,6 +1,6 @@
 """Quickstart: segment the bundled MNI152 slices from five labelled ones with the Python API.
 
-    python examples/quickstart.py [--model universeg-v1]
+    python examples/quickstart.py [--model NAME]
 
 Uses the pretrained weights declared for the model (random weights otherwise, with a warning).
 """
@@ -21,7 +21,9 @@ TASK = Path(__file__).parent / "data" / "mni152_coronal_tissue"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="universeg-v1", help="registered model name")
+    parser.add_argument(
+        "--model", default=up.default_model_name(), help="registered model name (default: %(default)s)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

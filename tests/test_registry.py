@@ -46,3 +46,20 @@ def test_pretrained_unknown_is_clear():
 def test_model_config_travels(name):
     model = create_model(name)
     assert model.config == get_config(name)
+
+
+def test_pretrained_auto_falls_back_with_a_warning(caplog):
+    missing = next(n for n in sorted(REQUIRED) if n not in set(list_pretrained()))
+    with caplog.at_level("WARNING", logger="universeg_plus.registry"):
+        model = create_model(missing, pretrained="auto")
+    assert model.config == get_config(missing)
+    assert "randomly initialised" in caplog.text
+
+
+def test_default_model_has_weights_when_any_are_declared():
+    from universeg_plus import default_model_name
+
+    name = default_model_name()
+    assert name in list_models()
+    if list_pretrained():
+        assert name in list_models(pretrained=True)

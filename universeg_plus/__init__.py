@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import UniverSegConfig
 from .model import UniverSegPlus
-from .registry import create_model, get_config, list_models, list_pretrained
+from .registry import create_model, default_model_name, get_config, list_models, list_pretrained
 
 __version__ = "0.1.0"
 
@@ -52,6 +52,7 @@ __all__ = [
     "UniverSegConfig",
     "UniverSegPlus",
     "create_model",
+    "default_model_name",
     "get_config",
     "list_models",
     "list_pretrained",

@@ -366,12 +366,9 @@ def _targets(target: Any) -> tuple[list[np.ndarray], bool]:
 
 
 def _load_named(name: str) -> nn.Module:
-    from .registry import PRETRAINED, create_model
+    from .registry import create_model
 
-    if name in PRETRAINED:
-        return create_model(name, pretrained=True)
-    log.warning("no pretrained weights are declared for %r: the model is randomly initialised", name)
-    return create_model(name)
+    return create_model(name, pretrained="auto")
 
 
 def segment(

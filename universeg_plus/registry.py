@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +15,7 @@ __all__ = [
     "PretrainedEntry",
     "PRETRAINED",
     "create_model",
+    "default_model_name",
     "get_config",
     "list_models",
     "list_pretrained",
@@ -70,6 +72,8 @@ class PretrainedEntry(BaseModel):
         return self
 
 
+log = logging.getLogger(__name__)
+
 _MODELS: dict[str, ModelEntry] = {}
 PRETRAINED: dict[str, PretrainedEntry] = {}
 
@@ -100,6 +104,12 @@ def list_pretrained() -> list[str]:
     return sorted(PRETRAINED)
 
 
+def default_model_name() -> str:
+    """The model used when none is named: the first with pretrained weights, else ``universeg-v1``."""
+    with_weights = list_models(pretrained=True)
+    return with_weights[0] if with_weights else "universeg-v1"
+
+
 def _entry(name: str) -> ModelEntry:
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
@@ -124,14 +134,16 @@ def get_config(name: str, **overrides: Any) -> UniverSegConfig:
 
 
 def create_model(
-    name: str, pretrained: bool = False, mode: ForwardMode = "split", **overrides: Any
+    name: str, pretrained: bool | Literal["auto"] = False, mode: ForwardMode = "split", **overrides: Any
 ) -> UniverSegPlus:
     """Build a registered variant.
 
     Args:
         name: A name from :func:`list_models`.
         pretrained: Load the weights declared for ``name`` in the pretrained table (shipped copy
-            first where the table says so, else the Hugging Face Hub).
+            first where the table says so, else the Hugging Face Hub). ``"auto"``: load them when
+            the table declares them (and no override is given), else log a warning and return
+            the randomly initialised network.
         mode: Forward form, ``"split"`` (fast, default) or ``"pairwise"`` (official).
         **overrides: Config fields to change (not allowed with ``pretrained``).
 
@@ -140,6 +152,10 @@ def create_model(
     """
     config = get_config(name, **overrides)
     model = UniverSegPlus(config, mode=mode)
+    if pretrained == "auto":
+        pretrained = name in PRETRAINED and not overrides
+        if not pretrained:
+            log.warning("no pretrained weights are declared for %r: the model is randomly initialised", name)
     if pretrained:
         if overrides:
             raise ValueError(f"config overrides {sorted(overrides)} cannot be combined with pretrained=True")

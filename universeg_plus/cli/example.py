@@ -19,8 +19,9 @@ Without pretrained weights for --model the network is random and the scores are 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "--model", default="universeg-v1", metavar="NAME",
-        help="registered model name; pretrained weights are used when declared (default: universeg-v1)",
+        "--model", default=None, metavar="NAME",
+        help="registered model name; pretrained weights are used when declared (default: the first model "
+        "with pretrained weights, see `universeg-plus models`)",
     )
     parser.add_argument(
         "--support-size", type=int, default=5, metavar="K",
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import file_stem, list_image_files, overlay_mask, read_image, write_png
     from ..metrics import dice
     from ..predictor import Predictor
-    from ..registry import PRETRAINED, create_model
+    from ..registry import PRETRAINED, create_model, default_model_name
     from ..support import SupportSet
 
     data = Path(args.data) if args.data else default_examples_dir()
@@ -57,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no task folders with images/ and masks/ in {data}")
     if args.support_size < 1:
         raise ValueError(f"--support-size must be >= 1, got {args.support_size}")
-    if args.model in PRETRAINED:
-        model = create_model(args.model, pretrained=True)
-    else:
-        model = create_model(args.model)
+    name = args.model or default_model_name()
+    model = create_model(name, pretrained="auto")
+    if name not in PRETRAINED:
         print(
-            f"WARNING: no pretrained weights are declared for {args.model!r}: the network is randomly "
+            f"WARNING: no pretrained weights are declared for {name!r}: the network is randomly "
             "initialised and the Dice scores below are meaningless.",
             file=sys.stderr,
         )
+    print(f"model: {name} ({'pretrained weights' if name in PRETRAINED else 'random weights'})")
     predictor = Predictor(model, device=args.device)
     out = Path(args.out)
     task_means = []
