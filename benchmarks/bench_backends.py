@@ -49,7 +49,7 @@ LABELS = {
     "tvm-O0": "split, TVM O0 (no fusion), symbolic S",
     "tvm-O1": "split, TVM O1 (default pipeline), symbolic S",
     "tvm-O2": "split, TVM O2 (+ host CPU, rule-based conv/elementwise schedules), symbolic S",
-    "tvm-O3": "split, TVM O3 (MetaSchedule database, O2 rules for the rest), static S",
+    "tvm-O3": "split, TVM O3 (per tuned kernel the faster of MetaSchedule and O2, O2 rules for the rest), static S",
 }
 
 log = logging.getLogger("bench_backends")

@@ -20,8 +20,11 @@ O2     O1 with host-CPU codegen (``mcpu`` of this machine, e.g. AVX2/AVX-512 vec
        (mean over S, max-pool), DLight ``GEMV`` and ``Reduction``, then ``Injective`` (every
        kernel without a reduction: inlined, parallel, vectorised). No tuning.
 O3     O1 + host-CPU codegen, then after fusion ``MetaScheduleApplyDatabase``: every fused
-       kernel found in the tuning database (``universeg-plus tune``) gets its tuned schedule;
-       the kernels not in the database get O2's rules.
+       kernel found in the tuning database (``universeg-plus tune``) gets the schedule of its
+       fastest record there. For each kernel it tunes, ``tune`` stores MetaSchedule's measured
+       candidates and also O2's schedule of that kernel (the rule's trace, measured by the same
+       runner), so this is the faster of the best tuned schedule and O2's, as measured during
+       tuning. Then ``ApplyDefaultSchedule`` as in O2 for the kernels not in the database.
 =====  =======================================================================================
 """
 
@@ -29,7 +32,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LEVELS", "LEVEL_DESCRIPTIONS", "PIPELINE_REVISION", "build_pipeline", "check_level", "uses_host_cpu"]
+__all__ = [
+    "LEVELS",
+    "LEVEL_DESCRIPTIONS",
+    "PIPELINE_REVISION",
+    "build_pipeline",
+    "check_level",
+    "default_schedule",
+    "schedule_rules",
+    "uses_host_cpu",
+]
 
 LEVELS = ("O0", "O1", "O2", "O3")
 
@@ -44,7 +56,10 @@ LEVEL_DESCRIPTIONS = {
         "O1 + host-CPU codegen (mcpu) + rule-based CPU schedules, no tuning: Conv2dNCHW, OuterReduction, "
         "DLight GEMV/Reduction, Injective"
     ),
-    "O3": "O1 + host-CPU codegen + MetaSchedule-tuned kernels from the tuning database; O2's rules for the rest",
+    "O3": (
+        "O1 + host-CPU codegen + per tuned kernel the faster (as measured by `universeg-plus tune`) of its best "
+        "MetaSchedule schedule and O2's rule schedule, from the tuning database; O2's rules for the rest"
+    ),
 }
 
 
@@ -77,8 +92,8 @@ def fuse_passes(target: Any) -> list:
     return b.library_dispatch_passes(target) + b.legalize_passes(target)
 
 
-def _default_schedules(target: Any) -> Any:
-    """The untuned schedules: ``ApplyDefaultSchedule``, each kernel gets the first rule that matches.
+def schedule_rules(target: Any) -> list:
+    """The untuned schedule rules of ``target``, in the order they are tried (first match wins).
 
     GPU: the DLight GPU rules (the minimum for kernels to get thread bindings). CPU (O2, O3):
     ``Conv2dNCHW``, ``OuterReduction`` (:mod:`.schedules`), DLight ``GEMV``, ``Reduction``, then
@@ -87,12 +102,37 @@ def _default_schedules(target: Any) -> Any:
     import tvm.s_tir.dlight as dl
 
     if "gpu" in target.keys:
-        return dl.ApplyDefaultSchedule(
-            dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()
-        )
+        return [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()]
     from .schedules import cpu_rules
 
-    return dl.ApplyDefaultSchedule(*cpu_rules())
+    return cpu_rules()
+
+
+def _default_schedules(target: Any) -> Any:
+    """The untuned schedules: ``ApplyDefaultSchedule`` with :func:`schedule_rules`."""
+    import tvm.s_tir.dlight as dl
+
+    return dl.ApplyDefaultSchedule(*schedule_rules(target))
+
+
+def default_schedule(func: Any, target: Any) -> Any | None:
+    """The schedule O2 gives one kernel (a ``PrimFunc``), or ``None`` when no rule matches.
+
+    The same choice ``ApplyDefaultSchedule`` makes at O2: the first of :func:`schedule_rules`
+    whose ``apply`` returns a schedule. The schedule is traced, so its ``trace`` replays the rule
+    on the kernel; :func:`.tuning.tune` measures it and stores it as a tuning record (level O3).
+    """
+    import tvm
+    from tvm import s_tir
+
+    if not isinstance(func, tvm.tirx.PrimFunc):
+        return None
+    for rule in schedule_rules(target):
+        space = rule.apply(func, target, False)
+        if space is None:
+            continue
+        return space if isinstance(space, s_tir.Schedule) else space[0]
+    return None
 
 
 def build_pipeline(level: str, target: Any, database: Any = None) -> Any:

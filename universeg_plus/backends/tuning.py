@@ -1,5 +1,11 @@
 """MetaSchedule tuning of the compiled network's kernels into a persistent database (level O3).
 
+For every kernel it tunes, :func:`tune` also measures the schedule O2 gives that kernel (the
+first matching rule of :func:`.levels.schedule_rules`), with the same builder and runner as the
+tuned candidates, and commits it to the database as an ordinary MetaSchedule tuning record (the
+rule's trace and its measured run time). ``MetaScheduleApplyDatabase`` applies a workload's
+fastest record, so level O3 gets, per kernel, the faster of the best tuned schedule and O2's.
+
 Tuning needs static shapes: tune for the support size you deploy (``support_size=16`` ...). A
 symbolic-S module compiled at O3 picks up the tuned kernels whose shapes do not depend on S
 (the target stream); its support-stream kernels keep the O2 treatment.
@@ -8,7 +14,9 @@ symbolic-S module compiled at O3 picks up the tuned kernels whose shapes do not 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +26,17 @@ from torch import nn
 
 from .cache import default_cache_dir
 from .export import export_relax
-from .levels import fuse_passes
+from .levels import default_schedule, fuse_passes
 from .targets import describe_target, require_tvm, resolve_target
 
 __all__ = [
+    "KernelChoice",
     "TuneReport",
     "database_digest",
     "default_tuning_dir",
     "extract_kernels",
+    "kernel_choice",
+    "measure_default_schedules",
     "open_database",
     "tune",
 ]
@@ -106,6 +117,33 @@ def _cost_model() -> str:
 
 
 @dataclass
+class KernelChoice:
+    """Which schedule level O3 applies to one kernel of the database, and the measured times.
+
+    Times are mean run seconds per call as MetaSchedule's runner measured them (``None``: no valid
+    record of that kind). O3 applies the workload's fastest record, so ``applied`` is ``"rule"``
+    when O2's schedule was measured at least as fast as every tuned one.
+    """
+
+    name: str
+    tuned_seconds: float | None  # the best MetaSchedule-tuned record
+    rule_seconds: float | None  # O2's schedule (the record whose trace is the rule's)
+
+    @property
+    def applied(self) -> str:
+        """``"rule"``, ``"tuned"`` or ``"none"`` (no valid record: O3 falls back to O2's rules)."""
+        rule, tuned = self.rule_seconds, self.tuned_seconds
+        if rule is not None and (tuned is None or rule <= tuned):
+            return "rule"
+        return "tuned" if tuned is not None else "none"
+
+    def summary(self) -> str:
+        """One line: the kernel, both times and what O3 applies."""
+        times = f"best tuned {_ms(self.tuned_seconds)}, O2 {_ms(self.rule_seconds)}"
+        return f"{self.name}: {times} -> O3 applies {self.applied}"
+
+
+@dataclass
 class TuneReport:
     """What a tuning run did."""
 
@@ -116,6 +154,140 @@ class TuneReport:
     tuned_flops_fraction: float = 0.0
     trials: int = 0
     seconds: float = 0.0
+    kernels: list[KernelChoice] = field(default_factory=list)  # per tuned kernel, after tuning
+
+
+def _json_value(obj: Any) -> Any:
+    value = getattr(obj, "value", None)  # IntImm / FloatImm attributes of the instructions
+    return value if isinstance(value, (int, float)) else str(obj)
+
+
+def _trace_key(trace: Any) -> str:
+    """A trace's instructions before any MetaSchedule postprocessing, as a canonical string.
+
+    Equal for a trace and its database round trip, and for O2's schedule picked up again by the
+    search (which appends its postprocessors' instructions).
+    """
+    return json.dumps(trace.as_json(remove_postproc=True), default=_json_value, sort_keys=True)
+
+
+def _mean(record: Any) -> float:
+    secs = [float(x) for x in record.run_secs]
+    return sum(secs) / len(secs)
+
+
+def _record_times(database: Any, mod: Any, rule: Any | None) -> tuple[list[float], list[float]]:
+    """Mean run times of a workload's valid records: (tuned ones, those with the rule's trace)."""
+    tuned: list[float] = []
+    ruled: list[float] = []
+    if not database.has_workload(mod):
+        return tuned, ruled
+    rule_key = _trace_key(rule.trace) if rule is not None else None
+    workload = database.commit_workload(mod)  # the stored workload (no write when present)
+    for record in database.get_top_k(workload, max(len(database), 1)):
+        (ruled if rule_key is not None and _trace_key(record.trace) == rule_key else tuned).append(_mean(record))
+    return tuned, ruled
+
+
+def kernel_choice(database: Any, kernel: Kernel, target: Any) -> KernelChoice:
+    """What O3 applies to ``kernel`` from ``database``: its records split into O2's and tuned ones."""
+    mod = kernel.task.dispatched[0]
+    tuned, ruled = _record_times(database, mod, default_schedule(mod["main"], target))
+    return KernelChoice(kernel.name, min(tuned, default=None), min(ruled, default=None))
+
+
+def build_kernel(mod: Any, target: Any, _params: Any = None) -> Any:
+    """MetaSchedule's ``default_build`` without its ``import tvm.s_tir.tensor_intrin``.
+
+    The builder starts fresh worker processes for every batch of candidates, and that import
+    (registering every tensor intrinsic; building a scheduled kernel does not look them up) made
+    one build call of one small kernel take 35 s instead of 4 s on the busy 2-core machine.
+    Picklable by reference, so the workers import it from this module.
+    """
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+def _import_tensor_intrinsics() -> None:
+    """Import ``tvm.s_tir.tensor_intrin`` (``TuneContext`` needs it) without its slow path.
+
+    Each of its ~500 TVMScript functions calls ``inspect.stack()``, and for each frame of frozen
+    code (the import machinery, ``runpy``: file ``<frozen importlib._bootstrap>``, not on disk)
+    ``inspect.getmodule`` scans all of ``sys.modules`` (about 2000 entries with torch loaded)
+    several times: 43 s on the busy 2-core machine. Recording in ``inspect``'s file-to-module
+    cache the modules those frames belong to (frozen modules, which have no source either way)
+    brings it to 6-7 s. Once per process.
+    """
+    import inspect
+
+    if "tvm.s_tir.tensor_intrin" in sys.modules:
+        return
+    for name, module in list(sys.modules.items()):
+        if getattr(getattr(module, "__spec__", None), "origin", None) == "frozen":
+            inspect.modulesbyfile.setdefault(f"<frozen {name}>", name)
+    import tvm.s_tir.tensor_intrin  # noqa: F401
+
+
+def _device_type(target: Any) -> str:
+    return "cuda" if "gpu" in target.keys else "cpu"
+
+
+def measure_default_schedules(kernels: list[Kernel], database: Any, target: Any, builder: Any, runner: Any) -> int:
+    """Measure O2's schedule of each kernel and commit it to ``database`` as a tuning record.
+
+    The record is a plain MetaSchedule ``TuningRecord``: the rule's trace (replayable on the
+    workload), the run times measured by ``runner`` (the runner that measures the tuned
+    candidates), the target and the argument info. Kernels without a matching rule, and those
+    whose database already holds a valid record with the rule's trace, are skipped; a failed
+    build or run is logged and skipped.
+
+    Returns:
+        The number of records committed.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    todo = []
+    for kernel in kernels:
+        mod = kernel.task.dispatched[0]
+        rule = default_schedule(mod["main"], target)
+        if rule is None:
+            log.info("%s: no O2 rule matches, nothing to compare with", kernel.name)
+            continue
+        if _record_times(database, mod, rule)[1]:
+            log.info("%s: O2's schedule is already in the database", kernel.name)
+            continue
+        todo.append((kernel, mod, rule))
+    if not todo:
+        return 0
+    log.info("measuring O2's schedule of %d kernel(s)", len(todo))
+    built = builder.build([ms.builder.BuilderInput(rule.mod, target) for _, _, rule in todo])
+    runs = []
+    for (kernel, mod, rule), result in zip(todo, built):
+        if result.error_msg:
+            log.warning("%s: O2's schedule failed to build: %s", kernel.name, result.error_msg.strip().splitlines()[-1])
+        else:
+            runs.append((kernel, mod, rule, ms.arg_info.ArgInfo.from_prim_func(mod["main"]), result.artifact_path))
+    committed = 0
+    try:
+        inputs = [ms.runner.RunnerInput(path, _device_type(target), args) for *_, args, path in runs]
+        futures = runner.run(inputs) if inputs else []
+        for (kernel, mod, rule, args, _), future in zip(runs, futures):
+            result = future.result()
+            if result.error_msg or not result.run_secs:
+                log.warning("%s: O2's schedule failed to run: %s", kernel.name, result.error_msg)
+                continue
+            run_secs = list(result.run_secs)
+            database.commit_tuning_record(
+                ms.database.TuningRecord(rule.trace, database.commit_workload(mod), run_secs, target, args)
+            )
+            committed += 1
+            log.info("%s: O2's schedule runs in %.3f ms", kernel.name, 1e3 * sum(map(float, run_secs)) / len(run_secs))
+    finally:
+        for *_, path in runs:
+            ms.utils.remove_build_dir(path)
+    return committed
 
 
 def tune(
@@ -133,7 +305,10 @@ def tune(
 ) -> TuneReport:
     """Tune the network's kernels with MetaSchedule; records go to (and add to) ``tuning_dir``.
 
-    A later ``compile(..., level="O3")`` for the same target and shapes applies them.
+    Besides the trials, O2's schedule of each chosen kernel is measured once (first, with the
+    same builder and runner) and stored as a record, so a later ``compile(..., level="O3")`` for
+    the same target and shapes applies, per kernel, the faster of the best tuned schedule and
+    O2's (see :func:`measure_default_schedules`; :attr:`TuneReport.kernels` says which).
 
     Args:
         model: The network (split form is exported).
@@ -179,6 +354,13 @@ def tune(
         len(chosen), len(kernels), 100 * report.tuned_flops_fraction, trials, tuning_dir,
     )
     database = open_database(tuning_dir, create=True)
+    # Generous timeouts: a busy 2-core machine needs more than the default 30 s to start workers.
+    builder = ms.builder.LocalBuilder(f_build=build_kernel, timeout_sec=180.0)
+    runner = ms.runner.LocalRunner(timeout_sec=60.0)
+    # O2's schedules first: in the database before any tuned record, so even an interrupted run
+    # leaves O3 no slower than O2 on the kernels it reached
+    measure_default_schedules(chosen, database, tgt, builder, runner)
+    _import_tensor_intrinsics()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         [k.task for k in chosen], work_dir=str(tuning_dir / "logs"), seed=seed
     )
@@ -191,10 +373,16 @@ def tune(
         num_trials_per_iter=max(1, min(trials_per_round, max_trials_per_task or trials)),
         database=database,
         cost_model=_cost_model(),
-        # Generous timeouts: a busy 2-core machine needs more than the default 30 s to start workers.
-        builder=ms.builder.LocalBuilder(timeout_sec=180.0),
-        runner=ms.runner.LocalRunner(timeout_sec=60.0),
+        builder=builder,
+        runner=runner,
     )
     report.trials = trials
+    report.kernels = [kernel_choice(database, k, tgt) for k in chosen]
+    for choice in report.kernels:
+        log.info("%s", choice.summary())
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{1e3 * seconds:.3f} ms"
