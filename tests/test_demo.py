@@ -97,6 +97,7 @@ def test_default_model_backends_and_pretrained_loading(monkeypatch):
     assert logic.available_backends() == ["eager", "tvm"]
 
     # a name in the pretrained table is the default and is loaded with pretrained=True
+    monkeypatch.delitem(registry.PRETRAINED, "universeg-small", raising=False)
     monkeypatch.setitem(registry.PRETRAINED, TINY, PretrainedEntry(model=TINY, local_dir="tiny"))
     assert logic.default_model_name(["universeg-small", TINY]) == TINY
     assert logic.weights_warning(TINY) is None

@@ -196,3 +196,25 @@ register_model(
     UniverSegConfig(encoder_blocks=(8, 8, 8), input_size=(32, 32)),
     "Tiny 3-level network for tests and smoke runs (32x32 input).",
 )
+
+# ---------------------------------------------------------------------------- pretrained weights
+# The project's own weights (the official v1 checkpoint cannot be redistributed here; import it with
+# `universeg-plus convert-official`). Training data include non-commercial (CC BY-NC / BY-NC-SA) and
+# research-only sources, so the weights inherit those terms: see weights/<folder>/README.md.
+_UNIVERSEG_CITATION = (
+    "Butoi, Ortiz, Ma, Sabuncu, Guttag, Dalca. UniverSeg: Universal Medical Image Segmentation. ICCV 2023."
+)
+register_pretrained(
+    "universeg-small",
+    PretrainedEntry(
+        model="universeg-small",
+        local_dir="universeg-small",
+        sha256="2e6269020611c079db6ad1095a162b761c7d80dfd044deaed82157d50a941d8d",
+        input_size=(128, 128),
+        value_range=(0.0, 1.0),
+        license="research use only, non-commercial (inherits CC BY-NC / BY-NC-SA and research-only terms "
+        "of its training data)",
+        citation="universeg_plus universeg-small weights (trained with universeg_plus); architecture: "
+        + _UNIVERSEG_CITATION,
+    ),
+)
