@@ -276,7 +276,8 @@ def main() -> None:
         pass
     cmd = "python benchmarks/bench_backends.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items() if k not in ("out", "tuning_dir", "cache_dir", "_memory")
+        for k, v in vars(args).items()
+        if k not in ("out", "cache_dir", "_memory") and not (k == "tuning_dir" and v is None)
     )
     result = {"machine": machine, "command": cmd, "image_size": args.image_size, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
