@@ -150,3 +150,20 @@ def test_volume_slices_and_overlay():
     ov = overlay_mask(np.zeros((3, 3)), np.eye(3, dtype=np.uint8), alpha=1.0)
     assert ov.shape == (3, 3, 3) and ov.dtype == np.uint8
     assert tuple(ov[0, 0]) == (230, 25, 75) and tuple(ov[0, 1]) == (0, 0, 0)
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from universeg_plus.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        write_png(tmp_path / "b.png", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "b.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.png"]  # no temporary left

@@ -617,7 +617,8 @@ def write_report(
     Returns:
         ``{name: path}`` of every file written.
     """
-    from ..evaluation.report import atomic_write_text, write_csv
+    from ..evaluation.report import write_csv
+    from ..io.atomic import atomic_write_text
 
     out = Path(out_dir or cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _write_marker(folder: Path, data: dict[str, Any]) -> None:
-    from ..evaluation.report import atomic_write_text
+    from ..io.atomic import atomic_write_text
 
     atomic_write_text(folder / MARKER_NAME, json.dumps(data, indent=2, default=str) + "\n")
 
@@ -126,7 +126,7 @@ def _check_marker(folder: Path, marker: dict[str, Any] | None, fingerprint: str,
 
 def _record_time(cfg: AblationConfig, stage: str, wall_s: float, work: int, command: str | None) -> None:
     """Append this invocation's wall time, command and machine to ``<out_dir>/timings.json`` (if it did work)."""
-    from ..evaluation.report import atomic_write_text
+    from ..io.atomic import atomic_write_text
 
     if not work:
         return

@@ -11,12 +11,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from ..io.atomic import atomic_path, atomic_write_text
+from ..io.hashing import sha256_file
 
 __all__ = ["CACHE_FORMAT", "cache_key", "default_cache_dir", "load_entry", "store_entry", "weights_digest"]
 
@@ -50,14 +52,6 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
     return cache_dir / f"{key}.so", cache_dir / f"{key}.json"
 
@@ -86,7 +80,7 @@ def load_entry(cache_dir: Path, key: str) -> Any | None:
     if not ok:
         _discard(cache_dir, key, "unreadable or stale")
         return None
-    if not lib_path.exists() or _sha256_file(lib_path) != sha:
+    if not lib_path.exists() or sha256_file(lib_path) != sha:
         _discard(cache_dir, key, "corrupt (library missing or its sha256 differs)")
         return None
     try:
@@ -98,24 +92,10 @@ def load_entry(cache_dir: Path, key: str) -> Any | None:
 
 def store_entry(cache_dir: Path, key: str, executable: Any, info: dict[str, Any]) -> Path:
     """Write ``executable.export_library`` and its metadata atomically; returns the library path."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     lib_path, meta_path = _paths(cache_dir, key)
-    fd, tmp_lib = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".so")
-    os.close(fd)
-    try:
-        executable.export_library(tmp_lib)
-        sha = _sha256_file(Path(tmp_lib))
-        os.replace(tmp_lib, lib_path)
-    except BaseException:
-        Path(tmp_lib).unlink(missing_ok=True)
-        raise
+    with atomic_path(lib_path) as tmp_lib:
+        executable.export_library(str(tmp_lib))
+        sha = sha256_file(tmp_lib)
     meta = {"key": key, "format": CACHE_FORMAT, "sha256": sha, **info}
-    fd, tmp_meta = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=2, sort_keys=True, default=str)
-        os.replace(tmp_meta, meta_path)
-    except BaseException:
-        Path(tmp_meta).unlink(missing_ok=True)
-        raise
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True, default=str))
     return lib_path

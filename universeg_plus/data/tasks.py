@@ -23,13 +23,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from ..io.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_VAL_TASKS",
@@ -209,7 +210,8 @@ class TaskCollection:
             },
             "tasks": tasks,
         }
-        _atomic_torch_save(payload, Path(path))
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TaskCollection:
@@ -244,19 +246,6 @@ class TaskCollection:
                 )
             )
         return cls(out)
-
-
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_size(size: tuple[int, int] | Sequence[int]) -> tuple[int, int]:

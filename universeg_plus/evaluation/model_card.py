@@ -20,7 +20,8 @@ from string import Template
 from typing import Any
 
 from .holdout import read_training_info
-from .report import atomic_write_text, default_headline_support, headline, markdown_table, table_notes
+from ..io.atomic import atomic_write_text
+from .report import default_headline_support, headline, markdown_table, table_notes
 
 __all__ = ["TARGET_DICE", "license_flags", "render_model_card", "write_model_card"]
 

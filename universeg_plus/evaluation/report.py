@@ -17,17 +17,16 @@ import io
 import math
 import os
 import statistics
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io.atomic import atomic_write_text
 from .runner import METHODS, EvaluationResult
 
 __all__ = [
     "RECORD_FIELDS",
     "SUMMARY_FIELDS",
-    "atomic_write_text",
     "default_headline_support",
     "headline",
     "markdown_report",
@@ -73,22 +72,6 @@ SUMMARY_FIELDS = [
 _INT_FIELDS = {"requested_support", "support_size", "ensemble", "target", "n_targets", "hd95_undefined"}
 _STR_FIELDS = {"task", "dataset", "method", "stem"}
 _LABELS = {"universeg": "UniverSeg", "universeg_ensemble": "UniverSeg ensemble", "unet": "U-Net (per task)"}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -13,10 +12,10 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..config import UniverSegConfig
-from ..io import atomic_path
+from ..io.atomic import atomic_write_bytes
+from ..io.hashing import sha256_file
 
 __all__ = [
-    "atomic_write_bytes",
     "check_sha256",
     "load_state_dict_strict",
     "read_config",
@@ -34,23 +33,6 @@ def _import_safetensors():
     except ImportError as exc:  # pragma: no cover - safetensors is a core dependency
         raise ImportError('reading weights needs safetensors: pip install "safetensors>=0.4"') from exc
     return safetensors.torch
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; published weights are meant to be readable
-    return Path(path)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_sha256(path: str | os.PathLike, expected: str, source: str) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model import ForwardMode, UniverSegPlus
+from ..io.atomic import atomic_write_bytes
 from .files import (
-    atomic_write_bytes,
     check_sha256,
     load_state_dict_strict,
     read_config,
@@ -28,6 +28,7 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "SavedWeights",
+    "write_model_files",
     "build_from_files",
     "config_json",
     "default_model_card",
@@ -64,6 +65,23 @@ class SavedWeights:
 def config_json(model: UniverSegPlus) -> str:
     """The model's config as the JSON text stored in ``config.json``."""
     return json.dumps(model.config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tuple[Path, Path, str]:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (atomically, overwriting).
+
+    Returns:
+        ``(weights path, config path, sha256 of the weights file)``.
+    """
+    from .. import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_NAME
+    meta = {"format": "pt", "library": "universeg_plus", "library_version": __version__, "config": config_json(model)}
+    write_weights(model.state_dict(), weights, meta)
+    config = atomic_write_bytes(directory / CONFIG_NAME, config_json(model).encode())
+    return weights, config, sha256_file(weights)
 
 
 def default_model_card(model: UniverSegPlus, sha256: str) -> str:
@@ -114,13 +132,7 @@ def save_pretrained(
     weights = directory / WEIGHTS_NAME
     if weights.exists() and not overwrite:
         raise FileExistsError(f"{weights} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    directory.mkdir(parents=True, exist_ok=True)
-    from .. import __version__
-
-    meta = {"format": "pt", "library": "universeg_plus", "library_version": __version__, "config": config_json(model)}
-    write_weights(model.state_dict(), weights, meta)
-    digest = sha256_file(weights)
-    config = atomic_write_bytes(directory / CONFIG_NAME, config_json(model).encode())
+    weights, config, digest = write_model_files(model, directory)
     if model_card is None:
         card_text = default_model_card(model, digest)
     else:

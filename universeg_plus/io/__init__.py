@@ -1,9 +1,9 @@
 """Reading and writing images and volumes (atomic writes)."""
 
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .images import (
     IMAGE_SUFFIXES,
     NIFTI_SUFFIXES,
-    atomic_path,
     file_stem,
     is_volume,
     list_image_files,
@@ -19,6 +19,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
     "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "file_stem",
     "is_volume",
     "label_dtype",

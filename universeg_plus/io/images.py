@@ -7,13 +7,12 @@ file: they write a temporary file in the destination folder and ``os.replace`` i
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import _suffix, atomic_path
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -32,11 +31,6 @@ __all__ = [
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (*PIL_SUFFIXES, ".npy", *NIFTI_SUFFIXES)
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 def file_stem(path: str | os.PathLike) -> str:
@@ -136,28 +130,6 @@ def _palette_is_colour(img) -> bool:
     pal = np.asarray(img.getpalette() or [], dtype=np.int64).reshape(-1, 3)
     used = pal[: int(np.asarray(img).max()) + 1] if len(pal) else pal
     return bool(len(used) and not (np.all(used[:, 0] == used[:, 1]) and np.all(used[:, 1] == used[:, 2])))
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed.
-
-    The temporary name keeps the destination's suffix (writers such as nibabel choose the format
-    from it). Parent folders are created.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    suffix = _suffix(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
 
 
 def _check_array(array: np.ndarray, name: str) -> np.ndarray:

@@ -13,32 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..io.atomic import atomic_path, atomic_write_text
+
 __all__ = ["load_checkpoint", "save_checkpoint", "save_model_folder"]
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write a checkpoint dict (tensors, state dicts, plain Python values) atomically."""
-    _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -74,14 +63,10 @@ def save_model_folder(
     Returns:
         The folder path.
     """
-    from safetensors.torch import save_file
+    from ..hub.folder import write_model_files
 
     out = Path(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(out / "model.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    cfg_json = model.config.model_dump_json(indent=2)
-    _atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg_json + "\n"))
+    write_model_files(model, out)
     if training_info is not None:
-        text = json.dumps(training_info, indent=2, default=str)
-        _atomic_write(out / "training.json", lambda tmp: Path(tmp).write_text(text + "\n"))
+        atomic_write_text(out / "training.json", json.dumps(training_info, indent=2, default=str) + "\n")
     return out
