@@ -209,7 +209,7 @@ register_pretrained(
     PretrainedEntry(
         model="universeg-small",
         local_dir="universeg-small",
-        sha256="2e6269020611c079db6ad1095a162b761c7d80dfd044deaed82157d50a941d8d",
+        sha256="92b2e11ede06a4249832c4c9a3957bd68a18ef8661b87cb63a22f560485a1e78",
         input_size=(128, 128),
         value_range=(0.0, 1.0),
         license="research use only, non-commercial (inherits CC BY-NC / BY-NC-SA and research-only terms "
