@@ -154,8 +154,13 @@ def create_model(
     model = UniverSegPlus(config, mode=mode)
     if pretrained == "auto":
         pretrained = name in PRETRAINED and not overrides
-        if not pretrained:
+        if name not in PRETRAINED:
             log.warning("no pretrained weights are declared for %r: the model is randomly initialised", name)
+        elif overrides:
+            log.warning(
+                "config overrides %s do not fit the pretrained weights of %r: the model is randomly initialised",
+                sorted(overrides), name,
+            )
     if pretrained:
         if overrides:
             raise ValueError(f"config overrides {sorted(overrides)} cannot be combined with pretrained=True")

@@ -21,10 +21,23 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _default_mode() -> int:
-    umask = os.umask(0)
+def _current_umask() -> int:
+    # Linux reports it without changing it; os.umask can only read it by setting it, which for an
+    # instant changes the mode of files other threads create (the demo serves requests on threads).
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    return 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
