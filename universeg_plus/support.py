@@ -1,16 +1,10 @@
 """Support sets: the labelled examples a model segments from, prepared at the model's input size.
 
-Preprocessing (:func:`preprocess_image`, applied to every support and target image):
-
-1. RGB(A) -> grayscale by luminance ``0.299 R + 0.587 G + 0.114 B`` (alpha dropped).
-2. Per-image min-max scaling to [0, 1]; a constant image becomes all zeros.
-3. Resize to the model input size with antialiased bilinear interpolation.
-
-Masks are resized per label: ``"area"`` (default) averages each label's indicator over the
-source pixels and keeps the majority label (for a binary mask: area-average, then > 0.5);
-``"nearest"`` takes the nearest source pixel. Masks are binary (bool, {0, 1}, or {0, 255} as in
-8-bit PNG masks, read as {0, 1}) or integer label maps (0 = background); ``SupportSet.classes``
-lists the foreground labels and :meth:`SupportSet.binary` gives the one-vs-rest set for one.
+Every image and mask goes through :mod:`universeg_plus.io.inputs` (grayscale, min-max to [0, 1],
+antialiased bilinear resize; masks per label with the same filter, largest weight wins), the same
+rules training and evaluation use. Masks are binary (bool, {0, 1}, or {0, 255} as in 8-bit PNG
+masks, read as {0, 1}) or integer label maps (0 = background); ``SupportSet.classes`` lists the
+foreground labels and :meth:`SupportSet.binary` gives the one-vs-rest set for one.
 """
 
 from __future__ import annotations
@@ -27,136 +21,25 @@ import torch
 import torch.nn.functional as F
 
 from .io.images import file_stem, is_volume, list_image_files, read_image
+from .io.inputs import (
+    MaskResize,
+    as_image_2d,
+    as_label_map,
+    check_size,
+    describe,
+    prepare_image,
+    prepare_mask,
+    to_array,
+)
 
 __all__ = ["MaskResize", "SupportSet", "preprocess_image", "prepare_mask", "to_array"]
 
-MaskResize = Literal["area", "nearest"]
 SampleStrategy = Literal["random", "balanced"]
-_LUMA = (0.299, 0.587, 0.114)
 _FORMAT = "universeg_plus.SupportSet"
 _FORMAT_VERSION = "1"
 
-
-def _check_size(size: Sequence[int]) -> tuple[int, int]:
-    if len(size) != 2 or any(int(s) != s or int(s) < 1 for s in size):
-        raise ValueError(f"size must be two positive integers (H, W), got {tuple(size)}")
-    return int(size[0]), int(size[1])
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, (str, os.PathLike)):
-        return str(x)
-    shape = getattr(x, "shape", None)
-    return f"{type(x).__name__}{tuple(shape) if shape is not None else ''}"
-
-
-def to_array(x: Any, kind: str = "image") -> np.ndarray:
-    """A NumPy view of an image-like input: array, torch tensor, PIL image or file path.
-
-    Torch tensors are taken as ``(H, W)`` or ``(C, H, W)`` and moved to ``(H, W, C)``; arrays and files
-    as stored (``(H, W)`` or ``(H, W, C)``).
-    """
-    if isinstance(x, (str, os.PathLike)):
-        return read_image(x)
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-        if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
-            t = t.permute(1, 2, 0)
-        return t.numpy()
-    if isinstance(x, np.ndarray):
-        return x
-    if type(x).__module__.startswith("PIL."):
-        return np.asarray(x.convert("RGB") if x.mode in ("RGBA", "LA", "P", "CMYK") and kind == "image" else x)
-    raise TypeError(
-        f"{kind} must be a numpy array, torch tensor, PIL image or file path, got {type(x).__name__}"
-    )
-
-
-def _as_2d(arr: np.ndarray, kind: str, where: str) -> np.ndarray:
-    """(H, W) or (H, W, C) -> (H, W) (luminance for RGB); anything else is an error."""
-    a = arr
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    elif a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and kind == "image":
-        rgb = a[..., :3].astype(np.float64)
-        a = rgb @ np.asarray(_LUMA)
-    if a.ndim != 2:
-        extra = " (RGB masks are not label maps: save masks as single-channel)" if kind == "mask" else ""
-        raise ValueError(
-            f"{kind} {where} must be 2D (H, W) or (H, W, 3) RGB, got shape {tuple(arr.shape)}{extra}; "
-            "for volumes use SupportSet.from_volume or Predictor.predict_volume"
-        )
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"{kind} {where} is empty: shape {tuple(arr.shape)}")
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{kind} {where} must be numeric, got dtype {a.dtype}")
-    return a
-
-
-def preprocess_image(x: Any, size: Sequence[int] = (128, 128), *, where: str = "") -> torch.Tensor:
-    """Grayscale, min-max to [0, 1] and resize one image.
-
-    Args:
-        x: ``(H, W)`` / ``(H, W, 3|4)`` array, ``(H, W)`` / ``(C, H, W)`` tensor, PIL image or file path.
-        size: Output ``(H, W)``.
-
-    Returns:
-        ``(1, H, W)`` float32 tensor in [0, 1].
-
-    Raises:
-        ValueError: NaN/inf values, wrong shape (3+D), empty image.
-        TypeError: unsupported input type.
-    """
-    size = _check_size(size)
-    where = where or _describe(x)
-    a = _as_2d(to_array(x, "image"), "image", where).astype(np.float32)
-    if not np.isfinite(a).all():
-        raise ValueError(f"image {where} contains NaN or inf values")
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    lo, hi = t.min(), t.max()
-    t = (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
-    if tuple(t.shape) != size:
-        t = F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False, antialias=True)[0, 0]
-    return t.clamp_(0.0, 1.0)[None]
-
-
-def _mask_labels(x: Any, where: str) -> np.ndarray:
-    a = _as_2d(to_array(x, "mask"), "mask", where)
-    if a.dtype == bool:
-        return a.astype(np.int64)
-    if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise ValueError(f"mask {where} contains NaN or inf values")
-        if not np.array_equal(a, np.round(a)):
-            raise ValueError(
-                f"mask {where} is neither binary nor an integer label map: found non-integer values "
-                f"(e.g. {a[a != np.round(a)].flat[0]}); threshold soft masks first"
-            )
-    a = a.astype(np.int64)
-    if a.min() < 0:
-        raise ValueError(f"mask {where} has negative label {a.min()}; labels must be >= 0 (0 = background)")
-    return a
-
-
-def prepare_mask(labels: np.ndarray, size: Sequence[int], mode: MaskResize = "area") -> torch.Tensor:
-    """Resize an integer label map ``(H, W)`` to ``size``; returns ``(1, H, W)`` float32 label values."""
-    size = _check_size(size)
-    t = torch.from_numpy(np.ascontiguousarray(labels)).long()
-    if tuple(t.shape) == size:
-        return t.float()[None]
-    if mode == "nearest":
-        return F.interpolate(t[None, None].float(), size=size, mode="nearest-exact")[0]
-    if mode != "area":
-        raise ValueError(f"mask resize mode must be 'area' or 'nearest', got {mode!r}")
-    values = torch.unique(t)
-    if len(values) == 1:
-        return torch.full((1, *size), float(values[0]))
-    onehot = (t[None] == values[:, None, None]).float()[None]  # (1, L, H, W)
-    frac = F.interpolate(onehot, size=size, mode="area")[0]
-    # ties go to the lowest label (background first): strict majority needed to flip
-    return values[frac.argmax(dim=0)].float()[None]
+#: Kept under its old name: the input rules live in :mod:`universeg_plus.io.inputs`.
+preprocess_image = prepare_image
 
 
 class SupportSet:
@@ -236,7 +119,7 @@ class SupportSet:
             ValueError: counts differ, empty set, an image and its mask differ in size, NaN/inf,
                 masks that are neither binary nor integer label maps, 3+D inputs, unreadable files.
         """
-        size = _check_size(size)
+        size = check_size(size)
         if mask_resize not in ("area", "nearest"):
             raise ValueError(f"mask_resize must be 'area' or 'nearest', got {mask_resize!r}")
         img_list = _as_list(images, "images")
@@ -251,15 +134,15 @@ class SupportSet:
             ]
         label_maps, prepared, sizes = [], [], []
         for k, (img, msk) in enumerate(zip(img_list, mask_list)):
-            where_i = _describe(img) if isinstance(img, (str, os.PathLike)) else f"#{k}"
-            where_m = _describe(msk) if isinstance(msk, (str, os.PathLike)) else f"#{k}"
-            image_arr = _as_2d(to_array(img, "image"), "image", where_i)
-            labels = _mask_labels(msk, where_m)
+            where_i = describe(img) if isinstance(img, (str, os.PathLike)) else f"#{k}"
+            where_m = describe(msk) if isinstance(msk, (str, os.PathLike)) else f"#{k}"
+            image_arr = as_image_2d(to_array(img, "image"), "image", where_i)
+            labels = as_label_map(msk, where_m)
             if image_arr.shape != labels.shape:
                 raise ValueError(
                     f"image {where_i} has size {image_arr.shape} but its mask {where_m} has size {labels.shape}"
                 )
-            prepared.append(preprocess_image(image_arr, size, where=where_i))
+            prepared.append(prepare_image(image_arr, size, where=where_i))
             label_maps.append(labels)
             sizes.append(tuple(image_arr.shape))
         present = set()
@@ -461,7 +344,7 @@ class SupportSet:
 
     def resized(self, size: Sequence[int]) -> SupportSet:
         """The set resampled to another input size (images bilinear, masks nearest)."""
-        size = _check_size(size)
+        size = check_size(size)
         if size == self.size:
             return self
         images = F.interpolate(self.images, size=size, mode="bilinear", align_corners=False, antialias=True)

@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", default=None, metavar="PATH", help="checkpoint to resume from ('auto': <out_dir>/last.pt)"
     )
     parser.add_argument(
+        "--init",
+        default=None,
+        metavar="FOLDER",
+        help="warm start: initialise the model from a weights folder (e.g. weights/universeg-small) with a "
+        "fresh optimiser and schedule (ignored when resuming)",
+    )
+    parser.add_argument(
         "--export-tasks",
         default=None,
         metavar="PATH",
@@ -43,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.resume is not None:
         overrides.append(f"train.resume={args.resume}")
+    if args.init is not None:
+        overrides.append(f"train.init={args.init}")
     cfg = load_run_config(args.config, overrides)
     if args.print_config:
         print(json.dumps(cfg.model_dump(mode="json"), indent=2))

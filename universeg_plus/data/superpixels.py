@@ -24,7 +24,8 @@ def load_image_folder(path, size: tuple[int, int] = (128, 128)) -> torch.Tensor:
     """
     from pathlib import Path
 
-    from .tasks import _IMAGE_EXTS, _read_png, _resize_image
+    from ..io.inputs import prepare_image
+    from .tasks import _IMAGE_EXTS
 
     root = Path(path)
     if not root.is_dir():
@@ -32,7 +33,7 @@ def load_image_folder(path, size: tuple[int, int] = (128, 128)) -> torch.Tensor:
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
     if not files:
         raise ValueError(f"no images ({', '.join(_IMAGE_EXTS)}) in {root}")
-    return torch.stack([_resize_image(_read_png(p, "image"), tuple(size)) for p in files])
+    return torch.stack([prepare_image(p, tuple(size)) for p in files])
 
 
 def superpixels(

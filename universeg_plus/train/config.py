@@ -128,11 +128,16 @@ class DataConfig(_Section):
 
 
 class EpisodeConfig(_Section):
-    """Episode batch: ``batch_size`` episodes per step (per process), support size drawn per step."""
+    """Episode batch: ``batch_size`` episodes per step (per process), support size drawn per step.
+
+    ``s_distribution``: ``"uniform"`` over ``s_min..s_max``, or ``"log_uniform"`` (uniform in log S:
+    as many steps with S in 1..4 as in 8..32, so large support sets are seen at a fraction of the cost).
+    """
 
     batch_size: int = Field(8, ge=1)
     s_min: int = Field(1, ge=1)
     s_max: int = Field(64, ge=1)
+    s_distribution: Literal["uniform", "log_uniform"] = "uniform"
     num_targets: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -198,6 +203,9 @@ class TrainConfig(_Section):
         stop_at: End this invocation at this step (with a checkpoint), keeping the schedule of
             ``steps``; for chunked runs.
         resume: Checkpoint (``last.pt``) to continue from, or ``"auto"`` = ``<out_dir>/last.pt`` if it exists.
+        init: Warm start: a weights folder (``model.safetensors`` + ``config.json``, e.g.
+            ``weights/universeg-small``) whose weights initialise a new run with a fresh optimiser and
+            schedule. Its architecture must be the run's; ignored when resuming a checkpoint.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         amp: ``"auto"`` (bf16 autocast on CUDA only), ``"bf16"``, ``"off"``.
         log_every, val_every, ckpt_every: Step intervals.
@@ -211,6 +219,7 @@ class TrainConfig(_Section):
     max_minutes: float | None = Field(None, gt=0)
     stop_at: int | None = Field(None, ge=1)
     resume: str | None = None
+    init: str | None = None
     device: str = "auto"
     amp: Literal["auto", "bf16", "off"] = "auto"
     log_every: int = Field(10, ge=1)

@@ -8,6 +8,7 @@ on the same device.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +65,9 @@ class EpisodeSampler:
             (:class:`~universeg_plus.data.superpixels.SuperpixelTaskSource`), or ``None``.
         superpixel_prob: Probability that an episode is a superpixel pseudo-task.
         batch_size: Episodes per call.
-        s_range: ``(s_min, s_max)``: S is drawn uniformly from it once per call.
+        s_range: ``(s_min, s_max)``: S is drawn from it once per call.
+        s_distribution: ``"uniform"`` over the integers of ``s_range``, or ``"log_uniform"``
+            (uniform in log S, rounded).
         num_targets: Targets per episode, disjoint from the support.
         device: Where the pairs are kept and episodes produced.
     """
@@ -81,7 +84,11 @@ class EpisodeSampler:
         s_range: tuple[int, int] = (1, 64),
         num_targets: int = 1,
         device: torch.device | str = "cpu",
+        s_distribution: str = "uniform",
     ) -> None:
+        if s_distribution not in ("uniform", "log_uniform"):
+            raise ValueError(f"s_distribution must be 'uniform' or 'log_uniform', got {s_distribution!r}")
+        self.s_distribution = s_distribution
         if s_range[0] < 1 or s_range[0] > s_range[1]:
             raise ValueError(f"s_range must be (s_min, s_max) with 1 <= s_min <= s_max, got {s_range}")
         if num_targets < 1 or batch_size < 1:
@@ -140,7 +147,7 @@ class EpisodeSampler:
         """
         g, dev = generator, self.device
         hg = host_generator if host_generator is not None else g
-        s = int(torch.randint(self.s_range[0], self.s_range[1] + 1, (1,), generator=hg, device=hg.device))
+        s = self._draw_support_size(hg)
         u = torch.rand(self.batch_size, generator=hg, device=hg.device)
         n_syn = int((u < self.synthetic_prob).sum())
         n_sp = int(((u >= self.synthetic_prob) & (u < self.synthetic_prob + self.superpixel_prob)).sum())
@@ -156,6 +163,15 @@ class EpisodeSampler:
             img, msk = self.superpixel(n_sp, s + self.num_targets, generator=g, device=dev)
             parts_i.append(img), parts_m.append(msk), ids.append(torch.full((n_sp,), -2, device=dev))
         return Episodes(torch.cat(parts_i), torch.cat(parts_m), s, torch.cat(ids))
+
+    def _draw_support_size(self, hg: torch.Generator) -> int:
+        lo, hi = self.s_range
+        if self.s_distribution == "uniform":
+            return int(torch.randint(lo, hi + 1, (1,), generator=hg, device=hg.device))
+        # floor of a log-uniform draw on [lo, hi + 1): S = k has probability log((k + 1) / k) / log((hi + 1) / lo)
+        u = float(torch.rand((), generator=hg, device=hg.device))
+        a, b = math.log(lo), math.log(hi + 1)
+        return min(hi, max(lo, math.floor(math.exp(a + u * (b - a)))))
 
     def _sample_real(self, b: int, s: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dev, t = self.device, self.num_targets

@@ -271,6 +271,7 @@ def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
         superpixel_prob=cfg.data.superpixel_prob,
         batch_size=cfg.episodes.batch_size,
         s_range=(cfg.episodes.s_min, cfg.episodes.s_max),
+        s_distribution=cfg.episodes.s_distribution,
         num_targets=cfg.episodes.num_targets,
         device=dev,
     )
@@ -295,6 +296,8 @@ def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
     resume = cfg.train.resume
     if resume == "auto":
         resume = str(out / "last.pt") if (out / "last.pt").is_file() else None
+    if resume is None and cfg.train.init is not None:
+        warm_start(model, cfg.train.init)
     if resume is not None:
         ck = load_checkpoint(resume)
         saved_model = ck.get("model_config")
@@ -344,6 +347,15 @@ def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
         "world_size": info.world_size,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
     }
+    if cfg.train.init is not None:
+        # A warm start has also seen what its initial weights were trained on: held-out checks must know.
+        parent = _read_training_json(cfg.train.init)
+        training_info["init"] = {"folder": str(cfg.train.init), "training": parent}
+        earlier = parent.get("train_datasets", []) if isinstance(parent, dict) else []
+        training_info["train_datasets"] = list(dict.fromkeys([*training_info["train_datasets"], *earlier]))
+        leak = set(earlier) & set(training_info["held_out_datasets"])
+        if leak:
+            raise ValueError(f"train.init {cfg.train.init} was trained on held-out dataset(s) {sorted(leak)}")
 
     def checkpoint(reason: str) -> None:
         data_states = _gather_states(data_gen.get_state(), info)
@@ -470,6 +482,36 @@ def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
     if info.is_main:
         log.info("training %s at step %d after %.1f s", stopped, step, wall)
     return summary
+
+
+def warm_start(model: torch.nn.Module, folder: str | os.PathLike) -> None:
+    """Load a weights folder's parameters into ``model`` (same architecture) for a new run.
+
+    Raises:
+        FileNotFoundError: no such folder or files.
+        ValueError: the folder's architecture differs from ``model``'s (both named).
+    """
+    from ..hub.folder import load_folder
+
+    src = load_folder(folder)
+    if src.config != model.config:
+        raise ValueError(
+            f"train.init {folder} holds a {src.config.model_dump(mode='json')} network, but this run trains "
+            f"{model.config.model_dump(mode='json')}"
+        )
+    model.load_state_dict(src.state_dict())
+    log.info("warm start from %s", folder)
+
+
+def _read_training_json(folder: str | os.PathLike) -> dict[str, Any]:
+    import json
+
+    path = Path(folder) / "training.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    # keep the lineage short: the parent's own parent is already recorded in its file
+    return {k: v for k, v in data.items() if k in ("model_name", "train_datasets", "step", "run", "init")}
 
 
 def _param_digest(model: torch.nn.Module) -> str:
