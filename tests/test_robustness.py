@@ -7,7 +7,6 @@ import logging
 import math
 
 import pytest
-import torch
 
 import universeg_plus
 from task_folders import make_task

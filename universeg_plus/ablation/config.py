@@ -13,12 +13,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..evaluation.runner import EvalSettings
+from ..io.yaml_config import load_yaml_config, validate_config
 from ..perturb import PERTURBATIONS, WHERE
 from ..perturb.base import check_severity
-from ..train.config import RunConfig, apply_overrides, load_run_config
+from ..train.config import RunConfig, load_run_config
 
 __all__ = [
     "AblationConfig",
@@ -355,18 +356,7 @@ class AblationConfig(_Section):
             data["train"]["num_threads"] = self.threads
         if progress is not None:
             data["train"]["progress"] = progress
-        try:
-            return RunConfig.model_validate(data)
-        except ValidationError as exc:
-            raise ValueError(_format_error(exc, f"train config for {run_label(label, seed)}")) from None
-
-
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid ablation config ({source}):"]
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
+        return validate_config(RunConfig, data, "ablation config", f"train config for {run_label(label, seed)}")
 
 
 def load_ablation_config(
@@ -374,33 +364,17 @@ def load_ablation_config(
     overrides: list[str] | tuple[str, ...] = (),
     data: dict[str, Any] | None = None,
 ) -> AblationConfig:
-    """Read a YAML ablation config (or take ``data``), apply ``key=value`` overrides and validate.
+    """Read a YAML ablation config (or take ``data``), apply ``key=value`` overrides, expand
+    ``${VAR}`` / ``${VAR:-default}`` and validate (see :mod:`universeg_plus.io.yaml_config`).
 
     The shared train config is loaded too, so that its problems show up before any training.
 
     Raises:
         FileNotFoundError: the file (or ``train.config``) does not exist.
-        ValueError: bad YAML, unknown keys or invalid values (each listed with its key).
+        ValueError: bad YAML, an unset environment variable, unknown keys or invalid values (each
+            listed with its key).
     """
-    import yaml
-
-    source = "dict"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"ablation config {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{p} must hold a mapping, got {type(loaded).__name__}")
-        data, source = loaded or {}, str(p)
-    data = apply_overrides(dict(data or {}), list(overrides))
-    try:
-        cfg = AblationConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(exc, source)) from None
+    cfg = load_yaml_config(AblationConfig, path, overrides, data, what="ablation config")
     for label in cfg.labels:  # every (variant, seed) must give a valid run config
         cfg.run_config(label, cfg.seeds[0])
     return cfg

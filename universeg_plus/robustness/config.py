@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..io.yaml_config import load_yaml_config
 from ..perturb import PERTURBATIONS, WHERE
 from ..perturb.base import check_severity
 
@@ -159,14 +160,6 @@ class StudyConfig(_Section):
         return self
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid study config ({source}):"]
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def _resolve(path: str, base: Path) -> str:
     p = Path(os.path.expanduser(path))
     return str(p if p.is_absolute() else (base / p))
@@ -174,38 +167,19 @@ def _resolve(path: str, base: Path) -> str:
 
 def load_study_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
                       data: dict[str, Any] | None = None) -> StudyConfig:
-    """Read a YAML study config (or take ``data``), apply ``key=value`` overrides and validate.
+    """Read a YAML study config (or take ``data``), apply ``key=value`` overrides, expand
+    ``${VAR}`` / ``${VAR:-default}`` and validate (see :mod:`universeg_plus.io.yaml_config`).
 
     Relative task paths, weights folders that exist relative to the file, and ``out_dir`` are resolved
     against the config file's folder.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: bad YAML, unknown keys or invalid values (each problem listed with its key).
+        ValueError: bad YAML, an unset environment variable, unknown keys or invalid values (each
+            problem listed with its key).
     """
-    import yaml
-
-    from ..train.config import apply_overrides
-
-    base = Path.cwd()
-    source = "dict"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"study config {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{p} must hold a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
-        base, source = p.resolve().parent, str(p)
-    data = apply_overrides(dict(data or {}), list(overrides))
-    try:
-        cfg = StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(exc, source)) from None
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    cfg = load_yaml_config(StudyConfig, path, overrides, data, what="study config")
     tasks = [t.model_copy(update={"path": _resolve(t.path, base)}) for t in cfg.tasks]
     models = [
         m.model_copy(update={"weights": _resolve(m.weights, base)})
