@@ -10,15 +10,15 @@ to the working directory, as in the train configs: run from the repository root.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..evaluation.runner import EvalSettings
 from ..io.yaml_config import load_yaml_config, validate_config
-from ..perturb import PERTURBATIONS, WHERE
-from ..perturb.base import check_severity
+from ..robustness.config import TVM_LEVELS, GridSettings, PerturbationNames, WhereNames, check_severities
 from ..train.config import RunConfig, load_run_config
 
 __all__ = [
@@ -33,8 +33,6 @@ __all__ = [
     "load_ablation_config",
     "run_label",
 ]
-
-TVM_LEVELS = ("O0", "O1", "O2", "O3")
 
 
 def run_label(variant: str, seed: int) -> str:
@@ -130,7 +128,7 @@ class RobustnessTask(_Section):
         return self
 
 
-class RobustnessSection(_Section):
+class RobustnessSection(GridSettings):
     """The robustness study on the trained models (eager backend).
 
     Attributes:
@@ -138,46 +136,20 @@ class RobustnessSection(_Section):
         tasks: Task folders; ``None`` = every evaluation dataset under ``data.root`` (all labels as
             one foreground).
         perturbations, severities, where, support_size, num_targets, threshold, seed, saliency,
-            device: As in :class:`~universeg_plus.robustness.StudyConfig`.
+            device: As in :class:`~universeg_plus.robustness.config.GridSettings`, with a smaller
+            default grid, at least one severity and no saliency by default.
     """
 
     enabled: bool = True
     tasks: list[RobustnessTask] | None = None
-    perturbations: list[str] = Field(default_factory=lambda: ["gaussian_noise", "gaussian_blur", "label_noise"])
-    severities: list[int] = Field(default_factory=lambda: [1, 3, 5])
-    where: list[Literal["target", "support_images", "support_masks", "support", "both"]] = Field(
-        default_factory=lambda: ["target", "support"]
+    perturbations: PerturbationNames = Field(
+        default_factory=lambda: ["gaussian_noise", "gaussian_blur", "label_noise"], min_length=1
     )
-    support_size: int = Field(8, ge=1)
-    num_targets: int = Field(5, ge=1)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    seed: int = 0
+    severities: Annotated[list[int], AfterValidator(partial(check_severities, allow_empty=False))] = Field(
+        default_factory=lambda: [1, 3, 5]
+    )
+    where: WhereNames = Field(default_factory=lambda: ["target", "support"])
     saliency: bool = False
-    device: str = "cpu"
-
-    @field_validator("perturbations")
-    @classmethod
-    def _check_perturbations(cls, v: list[str]) -> list[str]:
-        bad = [n for n in v if n not in PERTURBATIONS]
-        if bad or not v:
-            raise ValueError(f"unknown or no perturbation(s) {bad}; valid names: {', '.join(PERTURBATIONS)}")
-        return v
-
-    @field_validator("severities")
-    @classmethod
-    def _check_severities(cls, v: list[int]) -> list[int]:
-        if not v:
-            raise ValueError("severities needs at least one value in 1..5")
-        for s in v:
-            check_severity(s)
-        return sorted(set(v))
-
-    @field_validator("where")
-    @classmethod
-    def _check_where(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError(f"where needs at least one of {', '.join(WHERE)}")
-        return list(dict.fromkeys(v))
 
 
 class SpeedSection(_Section):

@@ -380,6 +380,7 @@ def robustness_study_config(cfg: AblationConfig, runs: Sequence[tuple[str, int]]
         ValueError: a task by ``dataset`` without ``data.root``, or an invalid study.
     """
     from ..robustness import load_study_config
+    from ..robustness.config import GridSettings
 
     r = cfg.robustness
     base = cfg.base_run_config()
@@ -411,18 +412,12 @@ def robustness_study_config(cfg: AblationConfig, runs: Sequence[tuple[str, int]]
             {"name": v.name, "overrides": cfg.variant_overrides(v), "label": run_label(label, seed),
              "weights": str(cfg.run_dir(label, seed) / cfg.evaluate.weights)}
         )
+    grid_settings = {k: getattr(r, k) for k in GridSettings.model_fields}
     data = {
+        **grid_settings,
         "tasks": specs_data,
         "models": models,
         "backends": ["eager"],
-        "perturbations": r.perturbations,
-        "severities": r.severities,
-        "where": r.where,
-        "support_size": r.support_size,
-        "num_targets": r.num_targets,
-        "threshold": r.threshold,
-        "seed": r.seed,
-        "saliency": r.saliency,
         "out_dir": str(Path(cfg.out_dir) / "robustness"),
         "device": _device(r.device),
     }
