@@ -278,3 +278,52 @@ def test_robustness_model_spec_checks_variant_overrides(tmp_path):
         load_study_config(data=data)
     data["models"][0]["overrides"] = {"activation": "gelu"}
     assert load_study_config(data=data).models[0].overrides == {"activation": "gelu"}
+
+
+def _with_overrides(data, *extra):
+    train = data["train"]
+    return {**data, "train": {**train, "overrides": [*train["overrides"], *extra]}}
+
+
+def test_data_is_checked_before_any_stage_starts(tmp_path, caplog):
+    data = _data(tmp_path)
+    missing = tmp_path / "nowhere"
+    cfg = load_ablation_config(data=_with_overrides(data, f"data.root={missing}"))
+    with caplog.at_level(logging.INFO), pytest.raises(
+        FileNotFoundError, match=rf"data.root {missing} does not exist; .*UNIVERSEG_PLUS_TASKS"
+    ):
+        run_ablation(cfg, ["all"], progress=False)
+    assert "ablation stage" not in caplog.text and not (tmp_path / "out").exists()
+    cfg = load_ablation_config(data={**data, "robustness": {**data["robustness"], "tasks": [{"dataset": "nope"}]}})
+    with pytest.raises(FileNotFoundError, match=r"robustness: task folder .*nope \(with images/\) does not exist"):
+        run_ablation(cfg, ["robustness"], progress=False)
+    cfg = load_ablation_config(data={**data, "evaluate": {**data["evaluate"], "tasks": ["held_a", "gone/label_1"]}})
+    with pytest.raises(FileNotFoundError, match=r"evaluate: no task folder gone under data.root"):
+        run_ablation(cfg, ["evaluate"], progress=False)
+    cfg = load_ablation_config(data=_with_overrides(data, "data.val_tasks=[absent_a, absent_b]"))
+    with pytest.raises(FileNotFoundError, match="evaluate: no task folder absent_a, absent_b"):
+        run_ablation(cfg, ["evaluate"], progress=False)
+    assert not (tmp_path / "out").exists()
+    # the report needs no data
+    assert "markdown" in run_ablation(load_ablation_config(data=_with_overrides(data, f"data.root={missing}")),
+                                      ["report"], progress=False)["report"]
+
+
+def test_cli_ablate_checks_data_first(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = _data(tmp_path)
+    data["train"]["overrides"] = [o for o in data["train"]["overrides"] if not o.startswith("data.root=")]
+    data["train"]["overrides"].append("data.root=${UNIVERSEG_PLUS_TASKS}")
+    cfg_path = tmp_path / "ablation.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "UNIVERSEG_PLUS_TASKS": str(tmp_path / "moved")}
+    proc = subprocess.run([sys.executable, "-m", "universeg_plus", "ablate", "--config", str(cfg_path)],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert f"data.root {tmp_path / 'moved'} does not exist" in proc.stderr and "ablation stage" not in proc.stderr
+    assert not (tmp_path / "out").exists()

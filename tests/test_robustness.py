@@ -7,7 +7,6 @@ import logging
 import math
 
 import pytest
-import torch
 
 import universeg_plus
 from task_folders import make_task
@@ -174,6 +173,9 @@ def test_cli_runs_and_reports_errors(tmp_path, capsys):
     )
     assert main(["robustness", "--config", str(cfg_file), "--no-progress", "--out-dir", str(tmp_path / "o")]) == 0
     assert "2 new row(s)" in capsys.readouterr().out
+    # with progress: the bar names the model and the task it is on
+    assert main(["robustness", "--config", str(cfg_file), "--out-dir", str(tmp_path / "p")]) == 0
+    assert "universeg-tiny on alpha" in capsys.readouterr().err
     assert main(["robustness", "--config", str(cfg_file), "--report-only", "--out-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "dice_vs_severity_support_images.png").exists()
     assert main(["robustness", "--config", str(cfg_file), "--set", "severities=[7]"]) == 2

@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -175,3 +180,35 @@ def test_nifti_sources_train_and_hold_out(tmp_path):
     info = json.loads((out / "model" / "training.json").read_text())
     assert info["train_datasets"] == ["vol_a_axis1", "vol_a_axis2"]
     assert {r["task"] for r in csv.DictReader((out / "val.csv").open())} == {"vol_b_axis2/label_1"}
+
+
+def test_progress_bar_or_log_lines(tmp_path, task_root, caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="universeg_plus.train.loop"):
+        train(_cfg(tmp_path / "lines", task_root, "train.progress=false", "train.steps=4", "val.enabled=false"))
+    assert re.search(r"step 2/4: loss \d+\.\d{5}, dice \d\.\d{5}, lr ", caplog.text)
+    assert "step 4/4: loss" in caplog.text and "it/s" not in capsys.readouterr().err
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="universeg_plus.train.loop"):
+        train(_cfg(tmp_path / "bar", task_root, "train.progress=true", "train.steps=4", "val.enabled=false"))
+    err = capsys.readouterr().err
+    assert "train: 100%" in err and re.search(r"loss=\d+\.\d{5}, dice=\d\.\d{5}", err), err
+    assert "step 2/4: loss" not in caplog.text
+
+
+def test_cli_tiny_config_shows_the_loss():
+    # a user's first command: no terminal here, so the default (train.progress unset) logs the loss
+    proc = subprocess.run(
+        [sys.executable, "-m", "universeg_plus", "train", "--config", "configs/tiny.yaml", "--print-config"],
+        cwd=CONFIGS.parent, capture_output=True, text=True, timeout=300,
+    )
+    assert json.loads(proc.stdout)["train"]["progress"] is None
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "universeg_plus", "train", "--config", "configs/tiny.yaml",
+             "--set", f"out_dir={out}", "--set", "train.steps=6", "--set", "train.device=cpu",
+             "--set", "train.num_threads=1"],
+            cwd=CONFIGS.parent, capture_output=True, text=True, timeout=600,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"step 5/6: loss \d+\.\d{5}, dice \d\.\d{5}", proc.stderr), proc.stderr
+    assert "step 6/6: loss" in proc.stderr

@@ -9,8 +9,9 @@ held-out protocol and its metrics), :mod:`universeg_plus.robustness` (the pertur
 """
 
 from .config import AblationConfig, VariantSpec, load_ablation_config, run_label
-from .report import compare, spread, write_report
+from .report import write_report
 from .runner import STAGES, evaluate_stage, robustness_stage, run_ablation, speed_stage, train_stage
+from .stats import compare, spread
 
 __all__ = [
     "STAGES",

@@ -10,15 +10,16 @@ to the working directory, as in the train configs: run from the repository root.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..evaluation.runner import EvalSettings
-from ..perturb import PERTURBATIONS, WHERE
-from ..perturb.base import check_severity
-from ..train.config import RunConfig, apply_overrides, load_run_config
+from ..io.yaml_config import load_yaml_config, validate_config
+from ..robustness.config import TVM_LEVELS, GridSettings, PerturbationNames, WhereNames, check_severities
+from ..train.config import RunConfig, load_run_config
 
 __all__ = [
     "AblationConfig",
@@ -32,8 +33,6 @@ __all__ = [
     "load_ablation_config",
     "run_label",
 ]
-
-TVM_LEVELS = ("O0", "O1", "O2", "O3")
 
 
 def run_label(variant: str, seed: int) -> str:
@@ -129,7 +128,7 @@ class RobustnessTask(_Section):
         return self
 
 
-class RobustnessSection(_Section):
+class RobustnessSection(GridSettings):
     """The robustness study on the trained models (eager backend).
 
     Attributes:
@@ -137,46 +136,20 @@ class RobustnessSection(_Section):
         tasks: Task folders; ``None`` = every evaluation dataset under ``data.root`` (all labels as
             one foreground).
         perturbations, severities, where, support_size, num_targets, threshold, seed, saliency,
-            device: As in :class:`~universeg_plus.robustness.StudyConfig`.
+            device: As in :class:`~universeg_plus.robustness.config.GridSettings`, with a smaller
+            default grid, at least one severity and no saliency by default.
     """
 
     enabled: bool = True
     tasks: list[RobustnessTask] | None = None
-    perturbations: list[str] = Field(default_factory=lambda: ["gaussian_noise", "gaussian_blur", "label_noise"])
-    severities: list[int] = Field(default_factory=lambda: [1, 3, 5])
-    where: list[Literal["target", "support_images", "support_masks", "support", "both"]] = Field(
-        default_factory=lambda: ["target", "support"]
+    perturbations: PerturbationNames = Field(
+        default_factory=lambda: ["gaussian_noise", "gaussian_blur", "label_noise"], min_length=1
     )
-    support_size: int = Field(8, ge=1)
-    num_targets: int = Field(5, ge=1)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    seed: int = 0
+    severities: Annotated[list[int], AfterValidator(partial(check_severities, allow_empty=False))] = Field(
+        default_factory=lambda: [1, 3, 5]
+    )
+    where: WhereNames = Field(default_factory=lambda: ["target", "support"])
     saliency: bool = False
-    device: str = "cpu"
-
-    @field_validator("perturbations")
-    @classmethod
-    def _check_perturbations(cls, v: list[str]) -> list[str]:
-        bad = [n for n in v if n not in PERTURBATIONS]
-        if bad or not v:
-            raise ValueError(f"unknown or no perturbation(s) {bad}; valid names: {', '.join(PERTURBATIONS)}")
-        return v
-
-    @field_validator("severities")
-    @classmethod
-    def _check_severities(cls, v: list[int]) -> list[int]:
-        if not v:
-            raise ValueError("severities needs at least one value in 1..5")
-        for s in v:
-            check_severity(s)
-        return sorted(set(v))
-
-    @field_validator("where")
-    @classmethod
-    def _check_where(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError(f"where needs at least one of {', '.join(WHERE)}")
-        return list(dict.fromkeys(v))
 
 
 class SpeedSection(_Section):
@@ -355,18 +328,7 @@ class AblationConfig(_Section):
             data["train"]["num_threads"] = self.threads
         if progress is not None:
             data["train"]["progress"] = progress
-        try:
-            return RunConfig.model_validate(data)
-        except ValidationError as exc:
-            raise ValueError(_format_error(exc, f"train config for {run_label(label, seed)}")) from None
-
-
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid ablation config ({source}):"]
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
+        return validate_config(RunConfig, data, "ablation config", f"train config for {run_label(label, seed)}")
 
 
 def load_ablation_config(
@@ -374,33 +336,17 @@ def load_ablation_config(
     overrides: list[str] | tuple[str, ...] = (),
     data: dict[str, Any] | None = None,
 ) -> AblationConfig:
-    """Read a YAML ablation config (or take ``data``), apply ``key=value`` overrides and validate.
+    """Read a YAML ablation config (or take ``data``), apply ``key=value`` overrides, expand
+    ``${VAR}`` / ``${VAR:-default}`` and validate (see :mod:`universeg_plus.io.yaml_config`).
 
     The shared train config is loaded too, so that its problems show up before any training.
 
     Raises:
         FileNotFoundError: the file (or ``train.config``) does not exist.
-        ValueError: bad YAML, unknown keys or invalid values (each listed with its key).
+        ValueError: bad YAML, an unset environment variable, unknown keys or invalid values (each
+            listed with its key).
     """
-    import yaml
-
-    source = "dict"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"ablation config {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{p} must hold a mapping, got {type(loaded).__name__}")
-        data, source = loaded or {}, str(p)
-    data = apply_overrides(dict(data or {}), list(overrides))
-    try:
-        cfg = AblationConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(exc, source)) from None
+    cfg = load_yaml_config(AblationConfig, path, overrides, data, what="ablation config")
     for label in cfg.labels:  # every (variant, seed) must give a valid run config
         cfg.run_config(label, cfg.seeds[0])
     return cfg

@@ -19,21 +19,28 @@ other settings is an error rather than a silent mix of two recipes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io.hashing import sha256_file
 from .config import AblationConfig, run_label
+from .records import (
+    MARKER_NAME,
+    check_marker,
+    fingerprint,
+    machine_info,
+    read_marker,
+    record_time,
+    write_marker,
+)
 
 __all__ = [
     "MARKER_NAME",
     "STAGES",
+    "check_data",
     "evaluate_stage",
     "grid",
     "is_trained",
@@ -51,106 +58,22 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "evaluate", "robustness", "speed", "report")
-MARKER_NAME = "ablation.json"
 # train settings that do not change what is trained (a run may resume with other values)
 _RUNTIME_TRAIN_KEYS = ("progress", "resume", "max_minutes", "stop_at", "num_threads", "log_every", "ckpt_every")
 
 
 # ---------------------------------------------------------------------- helpers
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, torch threads and version, GPU (if any), OS."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "os": platform.platform(),
-    }
-
-
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """``<folder>/ablation.json`` as a dict, or ``None`` when absent.
-
-    Raises:
-        ValueError: the file is not a JSON object.
-    """
-    path = Path(folder) / MARKER_NAME
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot parse {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
-
-
-def _write_marker(folder: Path, data: dict[str, Any]) -> None:
-    from ..io.atomic import atomic_write_text
-
-    atomic_write_text(folder / MARKER_NAME, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _check_marker(folder: Path, marker: dict[str, Any] | None, fingerprint: str, what: str) -> None:
-    if marker is not None and marker.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{folder} holds {what} made with other settings (fingerprint {marker.get('fingerprint')}, now "
-            f"{fingerprint}); choose another out_dir or delete that folder to redo it"
-        )
-
-
-def _record_time(cfg: AblationConfig, stage: str, wall_s: float, work: int, command: str | None) -> None:
-    """Append this invocation's wall time, command and machine to ``<out_dir>/timings.json`` (if it did work)."""
-    from ..io.atomic import atomic_write_text
-
-    if not work:
-        return
-
-    path = Path(cfg.out_dir) / "timings.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.setdefault(stage, []).append(
-        {"wall_s": round(wall_s, 2), "work_items": work, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-         "command": command, "machine": machine_info()}
-    )
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
 def grid(cfg: AblationConfig) -> list[tuple[str, int]]:
     """``(variant label, seed)`` pairs in run order (seed-major, so every variant gets seed 0 first)."""
     return [(label, seed) for seed in cfg.seeds for label in cfg.labels]
 
 
-def train_fingerprint(cfg: AblationConfig, label: str, seed: int) -> str:
+def trainfingerprint(cfg: AblationConfig, label: str, seed: int) -> str:
     """Hash of everything that decides what a (variant, seed) run trains."""
     data = cfg.run_config(label, seed).model_dump(mode="json")
     for k in _RUNTIME_TRAIN_KEYS:
         data["train"].pop(k, None)
-    return _fingerprint(data)
+    return fingerprint(data)
 
 
 def is_trained(cfg: AblationConfig, label: str, seed: int) -> bool:
@@ -170,6 +93,66 @@ def _finished(cfg: AblationConfig, stage: str) -> list[tuple[str, int]]:
             ", ".join(run_label(*m) for m in missing),
         )
     return done
+
+
+# ---------------------------------------------------------------------- data
+_DATA_HINT = "configs read the task folders from $UNIVERSEG_PLUS_TASKS (default ../shared/data/tasks)"
+
+
+def _missing(root: Path, names: Sequence[str]) -> list[str]:
+    return [n for n in names if not (root / n / "images").is_dir()]
+
+
+def _eval_dataset_names(cfg: AblationConfig) -> tuple[list[str], bool]:
+    """``(datasets, requested)``: ``evaluate.tasks``' datasets (all needed), else the held-out ones
+    (those present are used)."""
+    if cfg.evaluate.tasks:
+        return sorted({t.split("/", 1)[0] for t in cfg.evaluate.tasks}), True
+    d = cfg.base_run_config().data
+    return [v for v in d.val_tasks if v not in d.exclude], False
+
+
+def _check_folders(root: Path, names: list[str], requested: bool, stage: str) -> None:
+    missing = _missing(root, names)
+    if (missing and requested) or len(missing) == len(names):
+        raise FileNotFoundError(f"{stage}: no task folder {', '.join(missing)} under data.root {root}; {_DATA_HINT}")
+
+
+def check_data(cfg: AblationConfig, stages: Sequence[str]) -> None:
+    """Check that the data the given stages need is there, before any of them starts.
+
+    ``train`` (while a run is unfinished) needs ``data.root``/``data.tasks_file`` when set;
+    ``evaluate`` needs the evaluation datasets (``evaluate.tasks``, else at least one held-out
+    dataset) under ``data.root`` or a ``data.tasks_file``; ``robustness`` needs its task folders
+    (by default the evaluation datasets under ``data.root``).
+
+    Raises:
+        FileNotFoundError: a missing ``data.root``, ``data.tasks_file`` or task folder (named).
+        ValueError: a stage needs task folders and the train config has no data source.
+    """
+    d = cfg.base_run_config().data
+    root = Path(d.root) if d.root is not None else None
+    training = "train" in stages and not all(is_trained(cfg, *run) for run in grid(cfg))
+    evaluating = "evaluate" in stages
+    if (training or evaluating) and d.tasks_file is not None and not Path(d.tasks_file).is_file():
+        raise FileNotFoundError(f"data.tasks_file {d.tasks_file} does not exist")
+    if (training or evaluating) and root is not None and d.tasks_file is None and not root.is_dir():
+        raise FileNotFoundError(f"data.root {root} does not exist; {_DATA_HINT}")
+    if evaluating and d.tasks_file is None:
+        if root is None:
+            raise ValueError("evaluate needs data.root or data.tasks_file in the train config (held-out task folders)")
+        _check_folders(root, *_eval_dataset_names(cfg), "evaluate")
+    if "robustness" in stages:
+        if cfg.robustness.tasks is None:
+            if root is None:
+                raise ValueError("robustness.tasks is needed when the train config has no data.root (task folders)")
+            _check_folders(root, *_eval_dataset_names(cfg), "robustness")
+        for t in cfg.robustness.tasks or ():
+            if t.dataset is not None and root is None:
+                raise ValueError(f"robustness task {t.dataset!r} is a dataset under data.root, but there is none")
+            folder = root / t.dataset if t.dataset is not None else Path(t.path)
+            if not (folder / "images").is_dir():
+                raise FileNotFoundError(f"robustness: task folder {folder} (with images/) does not exist; {_DATA_HINT}")
 
 
 # ---------------------------------------------------------------------- train
@@ -193,6 +176,7 @@ def train_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     """
     from tqdm.auto import tqdm
 
+    from ..evaluation.holdout import read_training_info
     from ..train.loop import train
 
     t0 = time.time()
@@ -203,22 +187,22 @@ def train_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     for label, seed in bar:
         bar.set_postfix_str(run_label(label, seed))
         run = cfg.run_dir(label, seed)
-        fp = train_fingerprint(cfg, label, seed)
+        fp = trainfingerprint(cfg, label, seed)
         marker = read_marker(run)
-        _check_marker(run, marker, fp, "a training run")
+        check_marker(run, marker, fp, "a training run")
         if is_trained(cfg, label, seed):
             log.info("%s: already trained (%s), skipped", run_label(label, seed), run)
             out.append({"variant": label, "seed": seed, "status": "skipped", "step": marker.get("step"), "wall_s": 0.0})
             continue
         run.mkdir(parents=True, exist_ok=True)
-        _write_marker(run, {"fingerprint": fp, "status": "running", "variant": label, "seed": seed})
+        write_marker(run, {"fingerprint": fp, "status": "running", "variant": label, "seed": seed})
         run_cfg = cfg.run_config(label, seed, progress=None if progress else False)
         log.info("%s: training %d steps into %s", run_label(label, seed), run_cfg.train.steps, run)
         summary = train(run_cfg)
         work += 1
         status = "done" if summary["stopped"] == "done" else summary["stopped"]
-        info = json.loads((run / "model" / "training.json").read_text())
-        _write_marker(
+        info = read_training_info(run / "model") or {}
+        write_marker(
             run,
             {
                 "fingerprint": fp,
@@ -241,7 +225,7 @@ def train_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
             {"variant": label, "seed": seed, "status": status, "step": summary["step"], "wall_s": summary["wall_s"]}
         )
     bar.close()
-    _record_time(cfg, "train", time.time() - t0, work, command)
+    record_time(cfg, "train", time.time() - t0, work, command)
     return out
 
 
@@ -355,9 +339,9 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
         bar.set_postfix_str(run_label(label, seed))
         weights = cfg.run_dir(label, seed) / s.weights
         dest = cfg.eval_dir(label, seed)
-        fp = _fingerprint(
+        fp = fingerprint(
             {"settings": s.settings.model_dump(mode="json"), "tasks": s.tasks, "weights": s.weights,
-             "digest": _file_digest(weights / "model.safetensors")}
+             "digest": sha256_file(weights / "model.safetensors")}
         )
         marker = read_marker(dest)
         if marker is not None and marker.get("fingerprint") == fp and (dest / "summary.csv").is_file():
@@ -379,12 +363,12 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
         write_report(result, dest)
         wall = time.time() - t1
         work += 1
-        _write_marker(dest, {"fingerprint": fp, "status": "done", "variant": label, "seed": seed,
+        write_marker(dest, {"fingerprint": fp, "status": "done", "variant": label, "seed": seed,
                              "tasks": [t.name for t in tasks], "wall_s": round(wall, 2)})
         log.info("%s: evaluated %d task(s) in %.1f s -> %s", run_label(label, seed), len(tasks), wall, dest)
         out.append({"variant": label, "seed": seed, "status": "done", "wall_s": wall})
     bar.close()
-    _record_time(cfg, "evaluate", time.time() - t0, work, command)
+    record_time(cfg, "evaluate", time.time() - t0, work, command)
     return out
 
 
@@ -396,6 +380,7 @@ def robustness_study_config(cfg: AblationConfig, runs: Sequence[tuple[str, int]]
         ValueError: a task by ``dataset`` without ``data.root``, or an invalid study.
     """
     from ..robustness import load_study_config
+    from ..robustness.config import GridSettings
 
     r = cfg.robustness
     base = cfg.base_run_config()
@@ -404,8 +389,7 @@ def robustness_study_config(cfg: AblationConfig, runs: Sequence[tuple[str, int]]
     if specs is None:
         if root is None:
             raise ValueError("robustness.tasks is needed when the train config has no data.root (task folders)")
-        held_out = [v for v in base.data.val_tasks if v not in base.data.exclude]
-        names = sorted({t.split("/", 1)[0] for t in cfg.evaluate.tasks}) if cfg.evaluate.tasks else held_out
+        names, _ = _eval_dataset_names(cfg)
         specs_data = [{"path": str(Path(root) / n)} for n in names if (Path(root) / n / "images").is_dir()]
     else:
         specs_data = []
@@ -428,18 +412,12 @@ def robustness_study_config(cfg: AblationConfig, runs: Sequence[tuple[str, int]]
             {"name": v.name, "overrides": cfg.variant_overrides(v), "label": run_label(label, seed),
              "weights": str(cfg.run_dir(label, seed) / cfg.evaluate.weights)}
         )
+    grid_settings = {k: getattr(r, k) for k in GridSettings.model_fields}
     data = {
+        **grid_settings,
         "tasks": specs_data,
         "models": models,
         "backends": ["eager"],
-        "perturbations": r.perturbations,
-        "severities": r.severities,
-        "where": r.where,
-        "support_size": r.support_size,
-        "num_targets": r.num_targets,
-        "threshold": r.threshold,
-        "seed": r.seed,
-        "saliency": r.saliency,
         "out_dir": str(Path(cfg.out_dir) / "robustness"),
         "device": _device(r.device),
     }
@@ -477,7 +455,7 @@ def robustness_stage(cfg: AblationConfig, progress: bool = True, command: str | 
         )
     result = run_study(study, progress=progress, write_report=True)
     log.info("robustness: %d new row(s), %d already present", result.rows_written, result.rows_skipped)
-    _record_time(cfg, "robustness", time.time() - t0, result.rows_written, command)
+    record_time(cfg, "robustness", time.time() - t0, result.rows_written, command)
     return result
 
 
@@ -497,8 +475,8 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     Returns:
         The ``speed/speed.csv`` path.
     """
-    from ..evaluation.report import write_csv
     from ..hub import load_folder
+    from ..io.tables import write_csv
     from ..registry import create_model
     from .speed import ROUND_FIELDS, SPEED_FIELDS, measure_speed, summarize_speed
 
@@ -517,7 +495,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     settings = cfg.speed
     if settings.threads is None and cfg.threads is not None:
         settings = settings.model_copy(update={"threads": cfg.threads})
-    fp = _fingerprint({"settings": settings.model_dump(mode="json"), "sources": sources,
+    fp = fingerprint({"settings": settings.model_dump(mode="json"), "sources": sources,
                        "configs": {k: m.config.model_dump(mode="json") for k, m in models.items()}})
     marker = read_marker(dest)
     if marker is not None and marker.get("fingerprint") == fp and (dest / "speed.csv").is_file():
@@ -529,10 +507,10 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     write_csv(rows, ROUND_FIELDS, dest / "rounds.csv")
     path = write_csv(summary, SPEED_FIELDS, dest / "speed.csv")
     wall = time.time() - t0
-    _write_marker(dest, {"fingerprint": fp, "status": "done", "settings": settings.model_dump(mode="json"),
+    write_marker(dest, {"fingerprint": fp, "status": "done", "settings": settings.model_dump(mode="json"),
                          "sources": sources, "skipped_backends": skipped,
                          "wall_s": round(wall, 2), "machine": machine_info()})
-    _record_time(cfg, "speed", wall, len(rows), command)
+    record_time(cfg, "speed", wall, len(rows), command)
     return path
 
 
@@ -553,6 +531,7 @@ def run_ablation(
         ``{stage: what it returned}``.
 
     Raises:
+        FileNotFoundError: the data the stages need is missing (:func:`check_data`), before any stage starts.
         ValueError: unknown stage names, or a stage's own errors.
     """
     from .report import write_report
@@ -568,6 +547,7 @@ def run_ablation(
         ] + ["report"]
     else:
         todo = [s for s in STAGES if s in stages]
+    check_data(cfg, todo)
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
     fns = {"train": train_stage, "evaluate": evaluate_stage, "robustness": robustness_stage, "speed": speed_stage}

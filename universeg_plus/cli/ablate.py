@@ -5,30 +5,29 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ._config_args import add_config_arguments
+
 COMMAND = "ablate"
 HELP = "ablation study: train variants x seeds, evaluate, robustness, speed, report (resumable)"
 DESCRIPTION = (
     "Trains every variant of an ablation YAML (see configs/ablation.yaml) with each seed from scratch, "
     "evaluates them on the same held-out tasks at several S, runs the robustness study on them, times them "
     "(eager and TVM where configured) and writes CSVs, plots and <out_dir>/ablation.md. Rerunning skips "
-    "finished work; an interrupted training resumes from its last.pt. "
+    "finished work; an interrupted training resumes from its last.pt. The data the stages need is checked "
+    "before any starts (configs/ablation.yaml reads the task folders from $UNIVERSEG_PLUS_TASKS). "
     "Example: universeg-plus ablate --config configs/ablation.yaml --stage train"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="ablation YAML file")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, parsed as YAML (e.g. --set seeds=[0,1,2] --set out_dir=runs/abl2); "
-        "repeatable",
+    add_config_arguments(
+        parser, "ablation YAML file (see configs/ablation.yaml)", "seeds=[0,1,2] --set out_dir=runs/abl2"
     )
     parser.add_argument(
         "--stage", action="append", choices=["train", "evaluate", "robustness", "speed", "report", "all"],
         help="stage(s) to run, in pipeline order (repeatable; default: all)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
 def _command(args: argparse.Namespace) -> str:

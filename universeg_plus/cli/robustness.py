@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._config_args import add_config_arguments
+
 COMMAND = "robustness"
 HELP = "run a robustness study (perturbations x severities x variants x backends) and write CSV, plots, summary"
 DESCRIPTION = (
@@ -14,13 +16,10 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="study YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, value parsed as YAML (e.g. --set severities=[1,5]); repeatable")
+    add_config_arguments(parser, "study YAML file (see examples/robustness_study.yaml)", "severities=[1,5]")
     parser.add_argument("--out-dir", help="output folder (overrides out_dir)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite plots and summary from the CSV")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,25 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._config_args import add_config_arguments
+
 COMMAND = "train"
 HELP = "train a model from a YAML run config (works under torchrun for several processes)"
 DESCRIPTION = (
     "Train an in-context segmentation model on task folders and synthetic tasks. "
     "Example: universeg-plus train --config configs/tiny.yaml --set data.root=/data/tasks --set train.steps=100. "
+    "The shipped configs read their task folders from $UNIVERSEG_PLUS_TASKS. "
     "Several processes: torchrun --nproc_per_node 2 -m universeg_plus train --config ..."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML run config (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=500 --set data.root=/data/tasks (repeatable)",
-    )
+    add_config_arguments(parser, "YAML run config (see configs/)", "train.steps=500 --set data.root=/data/tasks")
     parser.add_argument(
         "--resume", default=None, metavar="PATH", help="checkpoint to resume from ('auto': <out_dir>/last.pt)"
     )
@@ -41,7 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read data.root at the training size, write every task (held-out ones too) to PATH and exit; "
         "train elsewhere with --set data.tasks_file=PATH (no PNG decoding needed there)",
     )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,16 +7,14 @@ whose dataset (or full name) was used for training: held-out means split by task
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRAINING_INFO_NAME", "check_held_out", "read_training_info", "training_datasets"]
+from ..io.json_files import read_json_object
 
-log = logging.getLogger(__name__)
+__all__ = ["TRAINING_INFO_NAME", "check_held_out", "read_training_info", "training_datasets"]
 
 TRAINING_INFO_NAME = "training.json"
 
@@ -29,16 +27,7 @@ def read_training_info(weights_dir: str | os.PathLike | None) -> dict[str, Any] 
     """
     if weights_dir is None:
         return None
-    path = Path(weights_dir) / TRAINING_INFO_NAME
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot parse {path}: {exc}") from exc
-    if not isinstance(info, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(info).__name__}")
-    return info
+    return read_json_object(Path(weights_dir) / TRAINING_INFO_NAME)
 
 
 def training_datasets(info: dict[str, Any]) -> set[str]:

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..io.yaml_config import load_yaml_config
 from ..perturb import PERTURBATIONS, WHERE
 from ..perturb.base import check_severity
 
-__all__ = ["ModelSpec", "StudyConfig", "TaskSpec", "load_study_config", "parse_backend"]
+__all__ = [
+    "TVM_LEVELS",
+    "GridSettings",
+    "ModelSpec",
+    "PerturbationNames",
+    "Severities",
+    "StudyConfig",
+    "TaskSpec",
+    "WhereNames",
+    "check_perturbations",
+    "check_severities",
+    "check_where",
+    "load_study_config",
+    "parse_backend",
+]
 
 TVM_LEVELS = ("O0", "O1", "O2", "O3")
 
@@ -24,6 +39,51 @@ def parse_backend(name: str) -> tuple[str, str | None]:
     if kind == "tvm" and level in TVM_LEVELS:
         return "tvm", level
     raise ValueError(f"backend must be 'eager' or 'tvm-<level>' with level in {TVM_LEVELS}, got {name!r}")
+
+
+def check_perturbations(names: list[str]) -> list[str]:
+    """Perturbation names of the grid: at least one, each registered.
+
+    Raises:
+        ValueError: none, or unknown names (listed with the valid ones).
+    """
+    bad = [n for n in names if n not in PERTURBATIONS]
+    if bad:
+        raise ValueError(f"unknown perturbation(s) {bad}; valid names: {', '.join(PERTURBATIONS)}")
+    if not names:
+        raise ValueError(f"at least one perturbation is needed; valid names: {', '.join(PERTURBATIONS)}")
+    return names
+
+
+def check_severities(severities: list[int], allow_empty: bool = True) -> list[int]:
+    """Severities 1..5, sorted without repeats (``[]``: the clean case only, unless ``allow_empty`` is off).
+
+    Raises:
+        ValueError: a severity outside 1..5, or none when one is needed.
+    """
+    if not severities and not allow_empty:
+        raise ValueError("severities needs at least one value in 1..5")
+    for s in severities:
+        check_severity(s)
+    return sorted(set(severities))
+
+
+def check_where(where: list[str]) -> list[str]:
+    """Inputs to perturb, without repeats.
+
+    Raises:
+        ValueError: none given.
+    """
+    if not where:
+        raise ValueError(f"where needs at least one of {', '.join(WHERE)}")
+    return list(dict.fromkeys(where))
+
+
+PerturbationNames = Annotated[list[str], AfterValidator(check_perturbations)]
+Severities = Annotated[list[int], AfterValidator(check_severities)]
+WhereNames = Annotated[
+    list[Literal["target", "support_images", "support_masks", "support", "both"]], AfterValidator(check_where)
+]
 
 
 class _Section(BaseModel):
@@ -78,13 +138,10 @@ class ModelSpec(_Section):
         return self.label or self.name
 
 
-class StudyConfig(_Section):
-    """The study grid: models x backends x perturbations x severities x where, over tasks.
+class GridSettings(_Section):
+    """What a study perturbs and how it predicts (shared with the ablation's robustness stage).
 
     Attributes:
-        tasks: Task folders.
-        models: Variants to compare.
-        backends: ``"eager"`` and/or ``"tvm-O0".."tvm-O3"`` (skipped with a warning when TVM is absent).
         perturbations: Names from ``universeg_plus.perturb.list_perturbations()``.
         severities: Severities 1..5 (a clean case, severity 0, is always added).
         where: Inputs to perturb (see ``apply_perturbation``); combinations a perturbation cannot act
@@ -95,28 +152,36 @@ class StudyConfig(_Section):
         threshold: Foreground probability cut-off.
         seed: Base seed for the split and every perturbation draw.
         saliency: Add the saliency RMSE column (eager only; one backward pass per row) and plot one example.
-        out_dir: Output folder (CSV, plots, summary); relative to the config file's folder.
         device: Torch device for eager models.
     """
 
-    tasks: list[TaskSpec] = Field(min_length=1)
-    models: list[ModelSpec] = Field(min_length=1)
-    backends: list[str] = ["eager"]
-    perturbations: list[str] = Field(default_factory=lambda: list(PERTURBATIONS), min_length=1)
-    severities: list[int] = [1, 2, 3, 4, 5]
-    where: list[Literal["target", "support_images", "support_masks", "support", "both"]] = [
-        "target",
-        "support_images",
-        "support_masks",
-        "both",
-    ]
+    perturbations: PerturbationNames = Field(default_factory=lambda: list(PERTURBATIONS), min_length=1)
+    severities: Severities = [1, 2, 3, 4, 5]
+    where: WhereNames = ["target", "support_images", "support_masks", "both"]
     support_size: int = Field(8, ge=1)
     num_targets: int = Field(5, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
     seed: int = 0
     saliency: bool = True
-    out_dir: str = "robustness_out"
     device: str = "cpu"
+
+
+class StudyConfig(GridSettings):
+    """The study grid: models x backends x perturbations x severities x where, over tasks.
+
+    Attributes:
+        tasks: Task folders.
+        models: Variants to compare.
+        backends: ``"eager"`` and/or ``"tvm-O0".."tvm-O3"`` (skipped with a warning when TVM is absent).
+        out_dir: Output folder (CSV, plots, summary); relative to the config file's folder.
+        perturbations, severities, where, support_size, num_targets, threshold, seed, saliency,
+            device: See :class:`GridSettings`.
+    """
+
+    tasks: list[TaskSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    backends: list[str] = ["eager"]
+    out_dir: str = "robustness_out"
 
     @field_validator("backends")
     @classmethod
@@ -129,42 +194,12 @@ class StudyConfig(_Section):
             raise ValueError(f"backends has duplicates: {v}")
         return v
 
-    @field_validator("perturbations")
-    @classmethod
-    def _check_perturbations(cls, v: list[str]) -> list[str]:
-        bad = [n for n in v if n not in PERTURBATIONS]
-        if bad:
-            raise ValueError(f"unknown perturbation(s) {bad}; valid names: {', '.join(PERTURBATIONS)}")
-        return v
-
-    @field_validator("severities")
-    @classmethod
-    def _check_severities(cls, v: list[int]) -> list[int]:
-        for s in v:
-            check_severity(s)
-        return sorted(set(v))
-
-    @field_validator("where")
-    @classmethod
-    def _check_where(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError(f"where needs at least one of {', '.join(WHERE)}")
-        return list(dict.fromkeys(v))
-
     @model_validator(mode="after")
     def _check_names(self) -> StudyConfig:
         for kind, names in (("task", [t.display_name for t in self.tasks]), ("model", [m.display_name for m in self.models])):
             if len(set(names)) != len(names):
                 raise ValueError(f"{kind} names must be unique (set 'name'/'label'), got {names}")
         return self
-
-
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid study config ({source}):"]
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -174,38 +209,19 @@ def _resolve(path: str, base: Path) -> str:
 
 def load_study_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
                       data: dict[str, Any] | None = None) -> StudyConfig:
-    """Read a YAML study config (or take ``data``), apply ``key=value`` overrides and validate.
+    """Read a YAML study config (or take ``data``), apply ``key=value`` overrides, expand
+    ``${VAR}`` / ``${VAR:-default}`` and validate (see :mod:`universeg_plus.io.yaml_config`).
 
     Relative task paths, weights folders that exist relative to the file, and ``out_dir`` are resolved
     against the config file's folder.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: bad YAML, unknown keys or invalid values (each problem listed with its key).
+        ValueError: bad YAML, an unset environment variable, unknown keys or invalid values (each
+            problem listed with its key).
     """
-    import yaml
-
-    from ..train.config import apply_overrides
-
-    base = Path.cwd()
-    source = "dict"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"study config {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{p} must hold a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
-        base, source = p.resolve().parent, str(p)
-    data = apply_overrides(dict(data or {}), list(overrides))
-    try:
-        cfg = StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(exc, source)) from None
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    cfg = load_yaml_config(StudyConfig, path, overrides, data, what="study config")
     tasks = [t.model_copy(update={"path": _resolve(t.path, base)}) for t in cfg.tasks]
     models = [
         m.model_copy(update={"weights": _resolve(m.weights, base)})

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..io.figures import pyplot, save_figure
+from ..io.atomic import atomic_write_text
+from ..io.figures import label_panels, panel_figure, pyplot, save_figure
+from ..io.tables import markdown_table
 from ..perturb import WHERE
 from .runner import COLUMNS, iter_rows
 
@@ -88,7 +90,6 @@ def _ordered(rows: list[dict[str, Any]], col: str) -> list[str]:
 
 def plot_dice_vs_severity(rows: list[dict[str, Any]], out_dir: str | os.PathLike) -> list[Path]:
     """One PNG per ``where``: Dice vs severity per perturbation, a line per variant/backend."""
-    plt = pyplot()
     out_dir = Path(out_dir)
     paths = []
     perts = _ordered(rows, "perturbation")
@@ -99,12 +100,7 @@ def plot_dice_vs_severity(rows: list[dict[str, Any]], out_dir: str | os.PathLike
         shown = [p for p in perts if any((m, b, p, where, s) in mean for m, b in series for s in range(1, 6))]
         if not shown:
             continue
-        ncol = min(5, len(shown))
-        nrow = math.ceil(len(shown) / ncol)
-        fig, axes = plt.subplots(
-            nrow, ncol, figsize=(max(6.0, 2.6 * ncol), 2.3 * nrow + 0.8), squeeze=False, sharey=True,
-            layout="constrained",
-        )
+        fig, axes = panel_figure(len(shown), 5, (2.6, 2.3), extra_height=0.8, min_width=6.0)
         for ax, pert in zip(axes.flat, shown):
             for m, b in series:
                 xs, ys = [0], [clean.get((m, b), math.nan)]
@@ -118,15 +114,8 @@ def plot_dice_vs_severity(rows: list[dict[str, Any]], out_dir: str | os.PathLike
             ax.tick_params(labelsize=7)
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-        for ax in axes.flat[len(shown):]:
-            ax.axis("off")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("mean Dice", fontsize=8)
-        for ax in axes[-1]:
-            ax.set_xlabel("severity (0 = clean)", fontsize=8)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
-        fig.suptitle(f"Dice vs severity, perturbing: {where}", fontsize=10)
+        label_panels(fig, axes, xlabel="severity (0 = clean)", ylabel="mean Dice", legend_cols=4, legend_size=8,
+                     title=f"Dice vs severity, perturbing: {where}", title_size=10)
         paths.append(save_figure(fig, out_dir / f"dice_vs_severity_{where}.png"))
     return paths
 
@@ -191,41 +180,41 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         "",
         "## Clean quality",
         "",
-        "| model | backend | mean Dice | mean IoU | median HD95 (px) | median inference ms |",
-        "|---|---|---:|---:|---:|---:|",
     ]
     clean_rows = [r for r in rows if r["perturbation"] == "none"]
+    clean_table = []
     for m, b in _series(rows):
         sel = [r for r in clean_rows if r["model"] == m and r["backend"] == b]
         hd = [r["hd95"] for r in sel if math.isfinite(r["hd95"])]
         ms = [r["inference_ms"] for r in sel if not math.isnan(r["inference_ms"])]
-        out.append(
-            f"| {m} | {b} | {_fmt(_mean(r['dice'] for r in sel))} | {_fmt(_mean(r['iou'] for r in sel))} | "
-            f"{_fmt(float(np.median(hd)) if hd else math.nan, 1)} | {_fmt(float(np.median(ms)) if ms else math.nan, 1)} |"
-        )
+        clean_table.append([
+            m, b, _fmt(_mean(r["dice"] for r in sel)), _fmt(_mean(r["iou"] for r in sel)),
+            _fmt(float(np.median(hd)) if hd else math.nan, 1), _fmt(float(np.median(ms)) if ms else math.nan, 1),
+        ])
+    out += markdown_table(
+        ["model", "backend", "mean Dice", "mean IoU", "median HD95 (px)", "median inference ms"], clean_table, "llrrrr"
+    )
     if perturbed:
         top = max(sevs)
         out += ["", f"## Which corruption hurts most (backend {ref_b}, severity {top}, mean Dice drop)", ""]
         drop_top = _group([r for r in perturbed if r["severity"] == top and r["backend"] == ref_b],
                           lambda r: (r["model"], r["perturbation"], r["where"]), "dice_drop")
-        out.append("| perturbation | where | " + " | ".join(models) + " |")
-        out.append("|---|---|" + "---:|" * len(models))
+        worst_table = []
         for p in perts:
             for w in wheres:
                 vals = [drop_top.get((m, p, w), math.nan) for m in models]
-                if all(math.isnan(v) for v in vals):
-                    continue
-                out.append(f"| {p} | {w} | " + " | ".join(_fmt(v) for v in vals) + " |")
+                if not all(math.isnan(v) for v in vals):
+                    worst_table.append([p, w, *(_fmt(v) for v in vals)])
+        out += markdown_table(["perturbation", "where", *models], worst_table, "ll" + "r" * len(models))
         worst = sorted(((v, k) for k, v in drop_top.items() if not math.isnan(v)), reverse=True)[:3]
         if worst:
             out += ["", "Largest drops: " + "; ".join(f"{p} on {w} ({m}): {v:.3f}" for v, (m, p, w) in worst) + "."]
 
         out += ["", f"## Target vs support (backend {ref_b}, mean Dice drop over all perturbations and severities)", ""]
         by_where = _group([r for r in perturbed if r["backend"] == ref_b], lambda r: (r["model"], r["where"]), "dice_drop")
-        out.append("| model | " + " | ".join(wheres) + " |")
-        out.append("|---|" + "---:|" * len(wheres))
-        for m in models:
-            out.append(f"| {m} | " + " | ".join(_fmt(by_where.get((m, w), math.nan)) for w in wheres) + " |")
+        out += markdown_table(["model", *wheres],
+                              [[m, *(_fmt(by_where.get((m, w), math.nan)) for w in wheres)] for m in models],
+                              "l" + "r" * len(wheres))
 
         out += ["", f"## Variants (backend {ref_b})", ""]
         by_model = _group([r for r in perturbed if r["backend"] == ref_b], lambda r: r["model"], "dice_drop")
@@ -238,10 +227,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
 
     compiled = [b for b in backends if b != "eager"]
     if compiled and "eager" in backends:
-        out += ["", "## Compilation (each backend against eager on the same inputs)", "",
-                "| model | backend | mean agreement Dice | min agreement Dice | max abs delta prob | "
-                "mean abs change of Dice drop | max abs change of Dice drop | eager ms / backend ms (median) |",
-                "|---|---|---:|---:|---:|---:|---:|---:|"]
+        out += ["", "## Compilation (each backend against eager on the same inputs)", ""]
+        compile_table = []
         eager_drop = {(r["task"], r["model"], r["target"], r["perturbation"], r["severity"], r["where"]): r["dice_drop"]
                       for r in perturbed if r["backend"] == "eager"}
         worst_change = 0.0
@@ -258,12 +245,16 @@ def summarize(rows: list[dict[str, Any]]) -> str:
                 med_b = float(np.median([r["inference_ms"] for r in sel]))
                 med_e = float(np.median([r["inference_ms"] for r in rows if r["model"] == m and r["backend"] == "eager"]))
                 worst_change = max([worst_change, *change])
-                out.append(
-                    f"| {m} | {b} | {_fmt(_mean(agree))} | {_fmt(min(agree) if agree else math.nan)} | "
-                    f"{f'{max(dprob):.3g}' if dprob else 'n/a'} | "
-                    f"{_fmt(_mean(change))} | {_fmt(max(change) if change else math.nan)} | "
-                    f"{_fmt(med_e / med_b if med_b > 0 else math.nan, 2)} |"
-                )
+                compile_table.append([
+                    m, b, _fmt(_mean(agree)), _fmt(min(agree) if agree else math.nan),
+                    f"{max(dprob):.3g}" if dprob else "n/a", _fmt(_mean(change)),
+                    _fmt(max(change) if change else math.nan), _fmt(med_e / med_b if med_b > 0 else math.nan, 2),
+                ])
+        out += markdown_table(
+            ["model", "backend", "mean agreement Dice", "min agreement Dice", "max abs delta prob",
+             "mean abs change of Dice drop", "max abs change of Dice drop", "eager ms / backend ms (median)"],
+            compile_table, "llrrrrrr",
+        )
         out += ["", f"Compilation changes a target's Dice drop by at most {worst_change:.3f} across the grid."]
     elif not compiled:
         out += ["", "## Compilation", "", "Only the eager backend ran (no TVM backend in the grid or TVM unavailable)."]
@@ -273,10 +264,9 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         top = max(sevs)
         out += ["", f"## Saliency shift (RMSE between clean and perturbed target saliency, severity {top})", ""]
         by_p = _group([r for r in sal if r["severity"] == top], lambda r: (r["perturbation"], r["where"]), "saliency_rmse")
-        out.append("| perturbation | where | saliency RMSE |")
-        out.append("|---|---|---:|")
-        for (p, w), v in sorted(by_p.items(), key=lambda kv: -kv[1] if not math.isnan(kv[1]) else 0):
-            out.append(f"| {p} | {w} | {_fmt(v)} |")
+        out += markdown_table(["perturbation", "where", "saliency RMSE"],
+                              [[p, w, _fmt(v)] for (p, w), v in
+                               sorted(by_p.items(), key=lambda kv: -kv[1] if not math.isnan(kv[1]) else 0)], "llr")
         pairs = np.array([(r["saliency_rmse"], r["dice_drop"]) for r in sal if not math.isnan(r["dice_drop"])])
         if len(pairs) > 2 and pairs[:, 0].std() > 0 and pairs[:, 1].std() > 0:
             corr = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
@@ -290,14 +280,10 @@ def write_report(csv_path: str | os.PathLike, out_dir: str | os.PathLike | None 
     Returns:
         ``{"summary": Path, "severity_plots": [Path, ...], "heatmap": Path | None}``.
     """
-    from ..io.images import atomic_path
-
     rows = load_results(csv_path)
     out = Path(out_dir) if out_dir is not None else Path(csv_path).parent
     out.mkdir(parents=True, exist_ok=True)
-    summary = out / "summary.md"
-    with atomic_path(summary) as tmp:
-        tmp.write_text(summarize(rows))
+    summary = atomic_write_text(out / "summary.md", summarize(rows))
     plots = plot_dice_vs_severity(rows, out)
     heat = plot_dice_drop_heatmap(rows, out / "dice_drop_heatmap.png")
     log.info("report written to %s", out)

@@ -12,10 +12,7 @@ are already there (a trailing partial line from an interrupted run is dropped fi
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import math
 import os
 import time
 import zlib
@@ -28,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import metrics
+from ..io.tables import append_csv, csv_header, read_csv_rows
 from ..perturb import PERTURBATIONS, WHERE, apply_perturbation, get_perturbation
 from ..support import SupportSet
 from .config import ModelSpec, StudyConfig, TaskSpec, parse_backend
@@ -94,46 +92,13 @@ def _seed(*parts: Any) -> int:
 
 # ---------------------------------------------------------------------- CSV
 def _read_done(path: Path) -> set[tuple[str, ...]]:
-    """Keys of complete rows; truncates a trailing partial line left by an interrupted run."""
-    if not path.exists() or path.stat().st_size == 0:
+    """Keys of the complete rows already in the results CSV (a partial last line is ignored)."""
+    header = csv_header(path)
+    if header is None:
         return set()
-    raw = path.read_bytes()
-    if not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        log.warning("dropping an incomplete last line of %s (interrupted run)", path)
-        with open(path, "r+b") as fh:
-            fh.truncate(cut)
-        raw = raw[:cut]
-    reader = csv.DictReader(io.StringIO(raw.decode()))
-    if reader.fieldnames is None:
-        return set()
-    if tuple(reader.fieldnames) != COLUMNS:
-        raise ValueError(
-            f"{path} has columns {reader.fieldnames}, expected {list(COLUMNS)}; use another out_dir"
-        )
-    return {tuple(row[k] for k in KEY_COLUMNS) for row in reader}
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.6g}")
-    return str(value)
-
-
-def _append(path: Path, rows: list[dict[str, Any]]) -> None:
-    new = not path.exists() or path.stat().st_size == 0
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if new:
-        writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_format(row.get(c)) for c in COLUMNS])
-    with open(path, "a", newline="") as fh:
-        fh.write(buf.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
+    if tuple(header) != COLUMNS:
+        raise ValueError(f"{path} has columns {header}, expected {list(COLUMNS)}; use another out_dir")
+    return {tuple(row[k] for k in KEY_COLUMNS) for row in read_csv_rows(path)}
 
 
 # ---------------------------------------------------------------------- models and tasks
@@ -255,6 +220,7 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
             for r in runners.values():  # warm-up, so the first timed row is not an outlier
                 _forward(r, task.targets[:1], task.support_images, task.support_masks, config.device)
             sal_clean: dict[int, tuple[torch.Tensor, Saliency]] = {}
+            bar.set_postfix_str(f"{mspec.display_name} on {task.name}")
             for pert, sev, where in cases:
                 bar.update(1)
                 rows: list[dict[str, Any]] = []
@@ -292,7 +258,7 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
                             )
                         rows.append(row)
                 if rows:
-                    _append(result.csv_path, rows)
+                    append_csv(rows, COLUMNS, result.csv_path)
                     done.update(tuple(str(r[k]) for k in KEY_COLUMNS) for r in rows)
                     result.rows_written += len(rows)
             if config.saliency and "eager" in runners and result.saliency_plot is None:
@@ -334,6 +300,5 @@ def _plot_example(model: nn.Module, task: _Task, out_dir: Path, model_name: str,
 
 
 def iter_rows(path: str | os.PathLike) -> Iterable[dict[str, str]]:
-    """The rows of a results CSV as dicts of strings."""
-    with open(path, newline="") as fh:
-        yield from csv.DictReader(fh)
+    """The complete rows of a results CSV as dicts of strings."""
+    yield from read_csv_rows(path)

@@ -1,18 +1,20 @@
 """The run configuration: one validated YAML file per run, overridable with ``key=value`` pairs.
 
-cfg = load_run_config("configs/tiny.yaml", overrides=["train.steps=20", "data.root=/data/tasks"])
+    cfg = load_run_config("configs/tiny.yaml", overrides=["train.steps=20", "data.root=/data/tasks"])
+
+String values may use environment variables (``root: ${UNIVERSEG_PLUS_TASKS:-../shared/data/tasks}``).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..data.synthetic import SyntheticConfig
 from ..data.tasks import DEFAULT_VAL_TASKS
+from ..io.yaml_config import apply_overrides, load_yaml_config
 
 __all__ = [
     "AugmentConfig",
@@ -212,7 +214,9 @@ class TrainConfig(_Section):
         num_threads: CPU threads for torch (``None``: leave as is).
         channels_last: Use channels-last memory format on CUDA.
         compile: Wrap the model in ``torch.compile``.
-        progress: Show a tqdm bar.
+        progress: ``True``: a tqdm bar with the loss and Dice; ``False``: a log line (INFO) with
+            them every ``log_every`` steps; ``None`` (default): the bar when stderr is a terminal,
+            else the log lines.
     """
 
     steps: int = Field(1000, ge=1)
@@ -228,7 +232,7 @@ class TrainConfig(_Section):
     num_threads: int | None = Field(None, ge=1)
     channels_last: bool = False
     compile: bool = False
-    progress: bool = True
+    progress: bool | None = None
 
 
 class ValConfig(_Section):
@@ -277,76 +281,15 @@ class RunConfig(_Section):
         )
 
 
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict (copied).
-
-    Raises:
-        ValueError: malformed override (no ``=``, empty key, or a non-section in the path).
-    """
-    import copy
-
-    out = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value (e.g. train.steps=100)")
-        key, raw = item.split("=", 1)
-        parts = [p for p in key.strip().split(".")]
-        if not all(parts):
-            raise ValueError(f"override {item!r} has an empty key part")
-        node = out
-        for p in parts[:-1]:
-            nxt = node.setdefault(p, {})
-            if not isinstance(nxt, dict):
-                raise ValueError(f"override {item!r}: {p!r} is a value, not a section")
-            node = nxt
-        node[parts[-1]] = _parse_value(raw)
-    return out
-
-
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid run config ({source}):"]
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def load_run_config(
     path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> RunConfig:
-    """Read a YAML run config, apply ``key=value`` overrides and validate.
+    """Read a YAML run config, apply ``key=value`` overrides, expand ``${VAR}`` / ``${VAR:-default}``
+    and validate (see :mod:`universeg_plus.io.yaml_config`).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: bad YAML, unknown keys or invalid values (every problem listed with its key).
+        ValueError: bad YAML, an unset environment variable, unknown keys or invalid values (every
+            problem listed with its key).
     """
-    import yaml
-
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"cannot parse {p}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{p} must hold a mapping of sections, got {type(loaded).__name__}")
-        data = loaded or {}
-        source = str(p)
-    data = apply_overrides(data, list(overrides))
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(exc, source)) from None
+    return load_yaml_config(RunConfig, path, overrides, what="run config")

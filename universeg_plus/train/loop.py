@@ -5,38 +5,52 @@
 
 Runs unchanged on CPU and CUDA (bf16 autocast there) and under ``torchrun`` (DDP). A wall-clock
 budget (``train.max_minutes``) or ``train.stop_at`` ends an invocation cleanly with a checkpoint;
-``train.resume`` continues from it exactly (same parameters as an uninterrupted run).
+``train.resume`` continues from it exactly (same parameters as an uninterrupted run; see
+:mod:`universeg_plus.train.checkpoint`). Progress: a tqdm bar with the loss and Dice, or a log line
+every ``train.log_every`` steps (``train.progress``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import glob
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data.synthetic import SyntheticTaskGenerator
-from ..data.tasks import TaskCollection, load_nifti_task, load_task_root
+from ..inference import predict_probabilities
+from ..io.json_files import read_json_object
+from ..io.tables import append_csv
 from ..registry import create_model
 from .augment import build_augmentations
-from .checkpoint import load_checkpoint, save_checkpoint, save_model_folder
+from .checkpoint import (
+    DataStreams,
+    Resumed,
+    checkpoint_state,
+    resolve_resume,
+    restore_checkpoint,
+    save_checkpoint,
+    save_model_folder,
+    truncate_logs,
+    warm_start,
+)
 from .config import RunConfig
 from .distributed import DistInfo, all_reduce_max, cleanup, setup, wrap_model
-from .episodes import Episodes, EpisodeSampler, ValEpisodes, make_val_episodes
+from .episodes import Episodes, ValEpisodes, make_val_episodes
 from .loss import DiceBCELoss, hard_dice
+from .sources import build_sampler, load_run_tasks
 
-__all__ = ["lr_lambda", "train", "validate"]
+__all__ = ["LOG_FIELDS", "VAL_FIELDS", "amp_dtype", "lr_lambda", "train", "validate", "warm_start"]
 
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "loss", "dice", "lr", "episodes_per_s", "support_size", "elapsed_s", "val_dice"]
+VAL_FIELDS = ["step", "task", "dice"]
 
 
 def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -48,11 +62,14 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _autocast(device: torch.device, amp: str):
-    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device``: bf16 for ``"bf16"``, and for ``"auto"`` on CUDA."""
+    return torch.bfloat16 if amp == "bf16" or (amp == "auto" and device.type == "cuda") else None
+
+
+def _autocast(device: torch.device, amp: str) -> Any:
+    dtype = amp_dtype(device, amp)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 @torch.no_grad()
@@ -63,144 +80,19 @@ def validate(
     amp: str = "auto",
     batch_size: int = 8,
 ) -> dict[str, float]:
-    """Mean hard Dice per task on fixed episodes: ``{task name: dice}``."""
+    """Mean hard Dice (probability > 0.5) per task on fixed episodes: ``{task name: dice}``."""
     out = {}
     for ep in episodes:
-        dices = []
-        sup_i = ep.support_images.to(device)[None]
-        sup_m = ep.support_masks.to(device)[None]
-        for i in range(0, len(ep.targets), batch_size):
-            tgt = ep.targets[i : i + batch_size].to(device)
-            b = tgt.shape[0]
-            with _autocast(device, amp):
-                logits = model(tgt, sup_i.expand(b, -1, -1, -1, -1), sup_m.expand(b, -1, -1, -1, -1))
-            dices.append(hard_dice(logits.float(), ep.target_masks[i : i + batch_size].to(device)))
-        out[ep.name] = float(torch.cat(dices).mean())
-    return out
-
-
-def _load_tasks(cfg: RunConfig, info: DistInfo) -> tuple[TaskCollection | None, TaskCollection | None]:
-    """(training tasks, validation tasks); validation datasets are never in training."""
-    train_tasks, val_tasks = _load_folder_tasks(cfg, info)
-    if not cfg.data.nifti:
-        return train_tasks, val_tasks
-    d, size = cfg.data, cfg.image_size
-    extra_train, extra_val = [], []
-    for src in d.nifti:
-        images, labels = sorted(glob.glob(src.images)), sorted(glob.glob(src.labels))
-        if not images or len(images) != len(labels):
-            raise ValueError(
-                f"data.nifti {src.name}: {len(images)} image and {len(labels)} label volumes match "
-                f"{src.images!r} and {src.labels!r}; need the same non-zero number"
-            )
-        for axis in src.axes:
-            dataset = f"{src.name}_axis{axis}"
-            if src.name in d.exclude or dataset in d.exclude:
-                continue
-            tasks = load_nifti_task(
-                images, labels, src.name, axis, size, src.label_names or None, min_pixels=d.min_pixels
-            )
-            (extra_val if src.name in d.val_tasks or dataset in d.val_tasks else extra_train).extend(tasks)
-    held_out = tuple(d.val_tasks) + tuple(d.exclude)
-    train_all = TaskCollection([*(train_tasks or []), *extra_train])
-    val_all = [*(val_tasks or []), *extra_val]
-    return _check_leak(train_all, held_out), (TaskCollection(val_all) if val_all else None)
-
-
-def _load_folder_tasks(cfg: RunConfig, info: DistInfo) -> tuple[TaskCollection | None, TaskCollection | None]:
-    """Tasks from ``data.tasks_file`` or ``data.root``."""
-    d = cfg.data
-    size = cfg.image_size
-    held_out = tuple(d.val_tasks) + tuple(d.exclude)
-    if d.tasks_file is not None:
-        coll = TaskCollection.load(d.tasks_file)
-        bad = sorted({t.name for t in coll if t.size != tuple(size)})
-        if bad:
-            raise ValueError(f"{d.tasks_file} holds tasks not at the training size {tuple(size)}: {bad[:3]}")
-        if d.include is not None:
-            missing = sorted(set(d.include) - set(coll.datasets))
-            if missing:
-                raise ValueError(f"unknown task(s) {missing} in {d.tasks_file}")
-        train_tasks = coll.filter(d.include, exclude=held_out)
-        val_names = [v for v in d.val_tasks if v in coll.datasets and v not in d.exclude]
-        val_tasks = coll.filter(val_names) if val_names else None
-        return _check_leak(train_tasks, held_out), val_tasks
-    if d.root is None:
-        return None, None
-    root = Path(d.root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data.root {root} does not exist")
-
-    def load() -> tuple[TaskCollection, TaskCollection | None]:
-        train_tasks = load_task_root(
-            root, size, include=d.include, exclude=held_out, min_pixels=d.min_pixels, cache_dir=d.cache_dir
+        probs = predict_probabilities(
+            model,
+            ep.targets,
+            ep.support_images,
+            ep.support_masks,
+            batch_size=batch_size,
+            device=device,
+            autocast=amp_dtype(device, amp),
         )
-        have = {p.name for p in root.iterdir() if p.is_dir()}
-        val_names = [v for v in d.val_tasks if v in have and v not in d.exclude]
-        missing = sorted(set(d.val_tasks) - have)
-        if missing:
-            log.warning("validation task(s) not under %s: %s", root, ", ".join(missing))
-        val_tasks = (
-            load_task_root(root, size, include=val_names, min_pixels=d.min_pixels, cache_dir=d.cache_dir)
-            if val_names
-            else None
-        )
-        return train_tasks, val_tasks
-
-    if info.active and d.cache_dir is not None:
-        # Rank 0 builds the cache, the others read it.
-        if info.is_main:
-            result = load()
-        torch.distributed.barrier()
-        if not info.is_main:
-            result = load()
-    else:
-        result = load()
-    train_tasks, val_tasks = result
-    return _check_leak(train_tasks, held_out), val_tasks
-
-
-def _check_leak(train_tasks: TaskCollection, held_out: tuple[str, ...]) -> TaskCollection:
-    leak = set(train_tasks.datasets) & set(held_out)
-    if leak:
-        raise RuntimeError(f"held-out dataset(s) {sorted(leak)} reached the training set")
-    if not len(train_tasks):
-        raise ValueError("no real training tasks left after holding out data.val_tasks and data.exclude")
-    return train_tasks
-
-
-def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-def _truncate_csv(path: Path, max_step: int) -> None:
-    """Drop rows written after the checkpoint being resumed (a crashed run may have logged more)."""
-    if not path.exists():
-        return
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = rows[0].keys() if rows else None
-    if fields is None:
-        return
-    keep = [r for r in rows if int(r["step"]) <= max_step]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields))
-        w.writeheader()
-        w.writerows(keep)
-    os.replace(tmp, path)
-
-
-def _gather_states(state: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
-    if not info.active:
-        return [state]
-    out: list[Any] = [None] * info.world_size
-    torch.distributed.all_gather_object(out, state)
+        out[ep.name] = float(hard_dice(probs, ep.target_masks, threshold=0.5).mean())
     return out
 
 
@@ -214,16 +106,12 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     """
     info = setup(cfg.train.device)
     try:
-        return _train(cfg, info)
+        return _Trainer(cfg, info).run()
     finally:
         cleanup(info)
 
 
-def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    dev = info.device
-    out = Path(cfg.out_dir)
+def _configure_torch(cfg: RunConfig, dev: torch.device) -> None:
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     if dev.type == "cuda":
@@ -231,285 +119,290 @@ def _train(cfg: RunConfig, info: DistInfo) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    # Same initial weights on every process; per-process data streams.
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model.name, mode="split", **cfg.model.overrides).to(dev)
-    if cfg.train.channels_last and dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    # Per-process data streams: one on the device, one on the host for per-step scalars (no syncs).
-    data_gen = torch.Generator(device=dev)
-    host_gen = torch.Generator()
 
-    def seed_streams(offset: int = 0) -> None:
-        data_gen.manual_seed(cfg.seed * 1_000_003 + 17 * info.rank + 1 + offset)
-        host_gen.manual_seed(cfg.seed * 1_000_003 + 17 * info.rank + 2 + offset)
+def _gather_states(state: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
+    if not info.active:
+        return [state]
+    out: list[Any] = [None] * info.world_size
+    torch.distributed.all_gather_object(out, state)
+    return out
 
-    seed_streams()
 
-    size = cfg.image_size
-    train_tasks, val_tasks = _load_tasks(cfg, info)
-    synthetic = (
-        SyntheticTaskGenerator(size, cfg.data.synthetic)
-        if cfg.data.synthetic_prob > 0 or train_tasks is None
-        else None
-    )
-    superpixel = None
-    if cfg.data.superpixel_prob > 0:
-        from ..data.superpixels import SuperpixelTaskSource, load_image_folder
+class _Window:
+    """Loss, Dice and episodes since the last log row (device tensors: no sync per step)."""
 
-        if cfg.data.unlabelled_dir is not None:
-            pool = load_image_folder(cfg.data.unlabelled_dir, size)
-        else:
-            pool = torch.cat([t.images for t in train_tasks])
-        superpixel = SuperpixelTaskSource(pool.to(dev), cfg.data.superpixel_segments)
-    sampler = EpisodeSampler(
-        train_tasks,
-        size,
-        synthetic=synthetic,
-        synthetic_prob=cfg.data.synthetic_prob,
-        superpixel=superpixel,
-        superpixel_prob=cfg.data.superpixel_prob,
-        batch_size=cfg.episodes.batch_size,
-        s_range=(cfg.episodes.s_min, cfg.episodes.s_max),
-        s_distribution=cfg.episodes.s_distribution,
-        num_targets=cfg.episodes.num_targets,
-        device=dev,
-    )
-    augment = build_augmentations(cfg.augment)
-    val_eps = []
-    if cfg.val.enabled and val_tasks is not None and info.is_main:
-        val_eps = make_val_episodes(
-            val_tasks, cfg.val.support_size, cfg.val.targets_per_task, cfg.val.seed, cfg.val.max_tasks
-        )
+    def __init__(self, device: torch.device) -> None:
+        self.t = time.time()
+        self.episodes = 0
+        self.loss = torch.zeros((), device=device)
+        self.dice = torch.zeros((), device=device)
+        self.n = 0
 
-    net = wrap_model(model, info)
-    fwd = torch.compile(net, dynamic=True) if cfg.train.compile else net
-    criterion = DiceBCELoss(cfg.optim.dice_weight, cfg.optim.bce_weight)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_lambda(s, cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.min_lr_ratio)
-    )
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, target_mask: torch.Tensor, episodes: int) -> None:
+        self.loss += loss.detach()
+        self.dice += hard_dice(logits.detach().float(), target_mask).mean()
+        self.n += 1
+        self.episodes += episodes
 
-    step, best, elapsed_before = 0, -1.0, 0.0
-    resume = cfg.train.resume
-    if resume == "auto":
-        resume = str(out / "last.pt") if (out / "last.pt").is_file() else None
-    if resume is None and cfg.train.init is not None:
-        warm_start(model, cfg.train.init)
-    if resume is not None:
-        ck = load_checkpoint(resume)
-        saved_model = ck.get("model_config")
-        if saved_model is not None and saved_model != model.config.model_dump(mode="json"):
-            raise ValueError(f"checkpoint {resume} is for a different architecture: {saved_model}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        step, best, elapsed_before = (
-            int(ck["step"]),
-            float(ck.get("best_val_dice", -1.0)),
-            float(ck.get("elapsed_s", 0.0)),
-        )
-        rng = ck["rng"]
-        torch.set_rng_state(rng["torch"])
-        if dev.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], dev)
-        data_states, host_states = rng["data"], rng["host"]
-        if len(data_states) == info.world_size and data_gen.device.type == rng.get("data_device", "cpu"):
-            data_gen.set_state(data_states[info.rank].to("cpu"))
-            host_gen.set_state(host_states[info.rank].to("cpu"))
-        else:
-            log.warning(
-                "checkpoint has %d data streams on %s, this run has %d on %s: data streams re-seeded",
-                len(data_states),
-                rng.get("data_device"),
-                info.world_size,
-                data_gen.device.type,
+    def close(self, now: float) -> tuple[float, float, float]:
+        """``(mean loss, mean Dice, episodes per second)`` of the window; starts the next one."""
+        n = max(1, self.n)
+        out = (float(self.loss / n), float(self.dice / n), self.episodes / max(1e-9, now - self.t))
+        self.t, self.episodes, self.n = now, 0, 0
+        self.loss.zero_(), self.dice.zero_()
+        return out
+
+
+class _Progress:
+    """A tqdm bar with the loss and Dice, or (without a bar) a log line per log row; main process only."""
+
+    def __init__(self, cfg: RunConfig, initial: int, main: bool) -> None:
+        from tqdm.auto import tqdm
+
+        want_bar = cfg.train.progress if cfg.train.progress is not None else sys.stderr.isatty()
+        self.total, self.lines = cfg.train.steps, main and not want_bar
+        self.bar = tqdm(total=cfg.train.steps, initial=initial, disable=not (main and want_bar), desc="train")
+
+    def update(self) -> None:
+        self.bar.update(1)
+
+    def report(self, row: dict[str, Any]) -> None:
+        self.bar.set_postfix({"loss": row["loss"], "dice": row["dice"], "episodes/s": row["episodes_per_s"]})
+        if self.lines:
+            log.info(
+                "step %d/%d: loss %s, dice %s, lr %s, %s episodes/s, S=%s",
+                row["step"], self.total, row["loss"], row["dice"], row["lr"], row["episodes_per_s"],
+                row["support_size"],
             )
-            seed_streams(step)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _Trainer:
+    """One invocation of a run: builds everything, restores a checkpoint, steps, logs, saves."""
+
+    def __init__(self, cfg: RunConfig, info: DistInfo) -> None:
+        self.cfg, self.info = cfg, info
+        dev = self.dev = info.device
+        self.out = Path(cfg.out_dir)
+        _configure_torch(cfg, dev)
+
+        # Same initial weights on every process; per-process data streams.
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model.name, mode="split", **cfg.model.overrides).to(dev)
+        if cfg.train.channels_last and dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.streams = DataStreams(cfg.seed, info.rank, dev)
+
+        train_tasks, val_tasks = load_run_tasks(cfg, info)
+        self.train_tasks = train_tasks
+        self.sampler = build_sampler(cfg, train_tasks, dev)
+        self.augment = build_augmentations(cfg.augment)
+        self.val_eps: list[ValEpisodes] = []
+        if cfg.val.enabled and val_tasks is not None and info.is_main:
+            self.val_eps = make_val_episodes(
+                val_tasks, cfg.val.support_size, cfg.val.targets_per_task, cfg.val.seed, cfg.val.max_tasks
+            )
+
+        net = wrap_model(model, info)
+        self.fwd = torch.compile(net, dynamic=True) if cfg.train.compile else net
+        self.criterion = DiceBCELoss(cfg.optim.dice_weight, cfg.optim.bce_weight)
+        self.opt = torch.optim.AdamW(
+            model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_lambda(s, cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.min_lr_ratio)
+        )
+        start = self._start()
+        self.step, self.best, self.elapsed_before = start.step, start.best_val_dice, start.elapsed_s
         if info.is_main:
-            _truncate_csv(out / "log.csv", step)
-            _truncate_csv(out / "val.csv", step)
-            log.info("resumed from %s at step %d", resume, step)
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(_dump_yaml(cfg))
+        self.training_info = self._training_info()
+        self.t_start = time.time()
 
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(_dump_yaml(cfg))
-    training_info = {
-        "run": cfg.model_dump(mode="json"),
-        "model_name": cfg.model.name,
-        "train_datasets": train_tasks.datasets if train_tasks is not None else [],
-        "train_tasks": sampler.task_names,
-        "held_out_datasets": list(cfg.data.val_tasks) + list(cfg.data.exclude),
-        "synthetic_prob": sampler.synthetic_prob,
-        "superpixel_prob": sampler.superpixel_prob,
-        "world_size": info.world_size,
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-    }
-    if cfg.train.init is not None:
-        # A warm start has also seen what its initial weights were trained on: held-out checks must know.
-        parent = _read_training_json(cfg.train.init)
-        training_info["init"] = {"folder": str(cfg.train.init), "training": parent}
-        earlier = parent.get("train_datasets", []) if isinstance(parent, dict) else []
-        training_info["train_datasets"] = list(dict.fromkeys([*training_info["train_datasets"], *earlier]))
-        leak = set(earlier) & set(training_info["held_out_datasets"])
-        if leak:
-            raise ValueError(f"train.init {cfg.train.init} was trained on held-out dataset(s) {sorted(leak)}")
+    # ------------------------------------------------------------------ start and save
+    def _start(self) -> Resumed:
+        """Restore ``train.resume`` (exact resume), else warm start from ``train.init`` if set."""
+        cfg, info = self.cfg, self.info
+        resume = resolve_resume(cfg.train.resume, self.out)
+        if resume is None:
+            if cfg.train.init is not None:
+                warm_start(self.model, cfg.train.init)
+            return Resumed(0, -1.0, 0.0)
+        start = restore_checkpoint(resume, self.model, self.opt, self.sched, self.streams, info.world_size, self.dev)
+        if info.is_main:
+            truncate_logs(self.out, start.step)
+            log.info("resumed from %s at step %d", resume, start.step)
+        return start
 
-    def checkpoint(reason: str) -> None:
-        data_states = _gather_states(data_gen.get_state(), info)
-        host_states = _gather_states(host_gen.get_state(), info)
-        if not info.is_main:
-            return
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "step": step,
-            "best_val_dice": best,
-            "elapsed_s": elapsed_before + (time.time() - t_start),
-            "model_config": model.config.model_dump(mode="json"),
-            "run_config": cfg.model_dump(mode="json"),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                "data": [s.cpu() for s in data_states],
-                "data_device": data_gen.device.type,
-                "host": [s.cpu() for s in host_states],
-            },
+    def _training_info(self) -> dict[str, Any]:
+        """``training.json``: what the weights were trained on and held out from (lineage of ``train.init``)."""
+        cfg, info, dev = self.cfg, self.info, self.dev
+        out = {
+            "run": cfg.model_dump(mode="json"),
+            "model_name": cfg.model.name,
+            "train_datasets": self.train_tasks.datasets if self.train_tasks is not None else [],
+            "train_tasks": self.sampler.task_names,
+            "held_out_datasets": list(cfg.data.val_tasks) + list(cfg.data.exclude),
+            "synthetic_prob": self.sampler.synthetic_prob,
+            "superpixel_prob": self.sampler.superpixel_prob,
+            "world_size": info.world_size,
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         }
-        save_checkpoint(out / "last.pt", state)
-        save_model_folder(model, out / "model", {**training_info, "step": step, "elapsed_s": state["elapsed_s"]})
-        log.info("checkpoint (%s) at step %d -> %s", reason, step, out / "last.pt")
+        if cfg.train.init is not None:
+            # A warm start has also seen what its initial weights were trained on: held-out checks must know.
+            parent = _read_training_json(cfg.train.init)
+            out["init"] = {"folder": str(cfg.train.init), "training": parent}
+            earlier = parent.get("train_datasets", []) if isinstance(parent, dict) else []
+            out["train_datasets"] = list(dict.fromkeys([*out["train_datasets"], *earlier]))
+            leak = set(earlier) & set(out["held_out_datasets"])
+            if leak:
+                raise ValueError(f"train.init {cfg.train.init} was trained on held-out dataset(s) {sorted(leak)}")
+        return out
 
-    budget_s = cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
-    stop_at = cfg.train.stop_at
-    t_start = time.time()
-    win_t, win_eps, win_loss, win_dice, win_n = (
-        time.time(),
-        0,
-        torch.zeros((), device=dev),
-        torch.zeros((), device=dev),
-        0,
-    )
-    last_loss = float("nan")
-    stopped = "done"
-    pbar = tqdm(
-        total=cfg.train.steps, initial=step, disable=not (info.is_main and cfg.train.progress), desc="train"
-    )
-    model.train()
-    while step < cfg.train.steps:
-        ep = sampler.sample(data_gen, host_gen)
-        images, masks = augment(ep.images, ep.masks, data_gen)
+    def _elapsed(self, now: float) -> float:
+        return self.elapsed_before + (now - self.t_start)
+
+    def save(self, reason: str) -> None:
+        """Write ``last.pt`` and the ``model/`` folder (every process joins the stream gather)."""
+        data_states = _gather_states(self.streams.data.get_state(), self.info)
+        host_states = _gather_states(self.streams.host.get_state(), self.info)
+        if not self.info.is_main:
+            return
+        state = checkpoint_state(
+            self.model,
+            self.opt,
+            self.sched,
+            step=self.step,
+            best_val_dice=self.best,
+            elapsed_s=self._elapsed(time.time()),
+            run_config=self.cfg.model_dump(mode="json"),
+            data_states=data_states,
+            host_states=host_states,
+            data_device=self.streams.data.device.type,
+            device=self.dev,
+        )
+        save_checkpoint(self.out / "last.pt", state)
+        save_model_folder(
+            self.model, self.out / "model", {**self.training_info, "step": self.step, "elapsed_s": state["elapsed_s"]}
+        )
+        log.info("checkpoint (%s) at step %d -> %s", reason, self.step, self.out / "last.pt")
+
+    # ------------------------------------------------------------------ steps
+    def _train_step(self) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns S, the loss, the logits and the target masks ``(B*T, 1, H, W)``."""
+        cfg = self.cfg
+        ep = self.sampler.sample(self.streams.data, self.streams.host)
+        images, masks = self.augment(ep.images, ep.masks, self.streams.data)
         target, target_mask, sup_i, sup_m = Episodes(images, masks, ep.support_size, ep.task_ids).split()
-        with _autocast(dev, cfg.train.amp):
-            logits = fwd(target, sup_i, sup_m)
-        loss = criterion(logits.float(), target_mask)
-        opt.zero_grad(set_to_none=True)
+        with _autocast(self.dev, cfg.train.amp):
+            logits = self.fwd(target, sup_i, sup_m)
+        loss = self.criterion(logits.float(), target_mask)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        pbar.update(1)
-        win_loss += loss.detach()
-        win_dice += hard_dice(logits.detach().float(), target_mask).mean()
-        win_n += 1
-        win_eps += target.shape[0] * info.world_size
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return ep.support_size, loss, logits, target_mask
 
-        val_dice = None
-        if val_eps and (step % cfg.train.val_every == 0 or step == cfg.train.steps):
-            model.eval()
-            scores = validate(model, val_eps, dev, cfg.train.amp, cfg.val.batch_size)
-            model.train()
-            val_dice = sum(scores.values()) / len(scores)
-            for name, v in scores.items():
-                _append_csv(
-                    out / "val.csv", ["step", "task", "dice"], {"step": step, "task": name, "dice": f"{v:.5f}"}
-                )
-            if val_dice > best:
-                best = val_dice
-                save_model_folder(model, out / "best", {**training_info, "step": step, "val_dice": val_dice})
-            log.info("step %d: val dice %.4f (best %.4f)", step, val_dice, best)
-
-        stopping = stop_at is not None and step >= stop_at
-        if info.is_main and (
-            step % cfg.train.log_every == 0 or val_dice is not None or step == cfg.train.steps or stopping
-        ):
-            now = time.time()
-            last_loss = float(win_loss / max(1, win_n))
-            row = {
-                "step": step,
-                "loss": f"{last_loss:.5f}",
-                "dice": f"{float(win_dice / max(1, win_n)):.5f}",
-                "lr": f"{sched.get_last_lr()[0]:.3e}",
-                "episodes_per_s": f"{win_eps / max(1e-9, now - win_t):.2f}",
-                "support_size": ep.support_size,
-                "elapsed_s": f"{elapsed_before + now - t_start:.1f}",
-                "val_dice": "" if val_dice is None else f"{val_dice:.5f}",
-            }
-            _append_csv(out / "log.csv", LOG_FIELDS, row)
-            pbar.set_postfix(loss=row["loss"], dice=row["dice"], eps=row["episodes_per_s"])
-            win_t, win_eps, win_n = now, 0, 0
-            win_loss.zero_(), win_dice.zero_()
-
-        if stopping and step < cfg.train.steps:
-            stopped = "stop_at"
-            break
-        over = time.time() - t_start > budget_s
-        if info.active:  # every process must stop at the same step
-            over = bool(all_reduce_max(torch.tensor(float(over), device=dev), info) > 0)
-        if over:
-            stopped = "time"
-            break
-        if step % cfg.train.ckpt_every == 0 and step < cfg.train.steps:
-            checkpoint("periodic")
-    pbar.close()
-    checkpoint(stopped)
-    wall = time.time() - t_start
-    summary = {
-        "step": step,
-        "stopped": stopped,
-        "best_val_dice": best if best >= 0 else None,
-        "last_loss": last_loss,
-        "out_dir": str(out),
-        "wall_s": wall,
-        "rank": info.rank,
-        "param_digest": _param_digest(model),
-    }
-    if info.is_main:
-        log.info("training %s at step %d after %.1f s", stopped, step, wall)
-    return summary
-
-
-def warm_start(model: torch.nn.Module, folder: str | os.PathLike) -> None:
-    """Load a weights folder's parameters into ``model`` (same architecture) for a new run.
-
-    Raises:
-        FileNotFoundError: no such folder or files.
-        ValueError: the folder's architecture differs from ``model``'s (both named).
-    """
-    from ..hub.folder import load_folder
-
-    src = load_folder(folder)
-    if src.config != model.config:
-        raise ValueError(
-            f"train.init {folder} holds a {src.config.model_dump(mode='json')} network, but this run trains "
-            f"{model.config.model_dump(mode='json')}"
+    def _validate(self) -> float | None:
+        """Periodic validation (main process): ``val.csv`` rows, ``best/``; the mean Dice or ``None``."""
+        cfg, step = self.cfg, self.step
+        if not self.val_eps or not (step % cfg.train.val_every == 0 or step == cfg.train.steps):
+            return None
+        self.model.eval()
+        scores = validate(self.model, self.val_eps, self.dev, cfg.train.amp, cfg.val.batch_size)
+        self.model.train()
+        val_dice = sum(scores.values()) / len(scores)
+        append_csv(
+            [{"step": step, "task": name, "dice": f"{v:.5f}"} for name, v in scores.items()],
+            VAL_FIELDS,
+            self.out / "val.csv",
         )
-    model.load_state_dict(src.state_dict())
-    log.info("warm start from %s", folder)
+        if val_dice > self.best:
+            self.best = val_dice
+            save_model_folder(self.model, self.out / "best", {**self.training_info, "step": step, "val_dice": val_dice})
+        log.info("step %d: val dice %.4f (best %.4f)", step, val_dice, self.best)
+        return val_dice
+
+    def _log_row(self, window: _Window, support_size: int, val_dice: float | None) -> tuple[float, dict[str, Any]]:
+        """Close the window into a ``log.csv`` row; returns its mean loss and the row."""
+        now = time.time()
+        loss, dice, eps = window.close(now)
+        row = {
+            "step": self.step,
+            "loss": f"{loss:.5f}",
+            "dice": f"{dice:.5f}",
+            "lr": f"{self.sched.get_last_lr()[0]:.3e}",
+            "episodes_per_s": f"{eps:.2f}",
+            "support_size": support_size,
+            "elapsed_s": f"{self._elapsed(now):.1f}",
+            "val_dice": "" if val_dice is None else f"{val_dice:.5f}",
+        }
+        append_csv([row], LOG_FIELDS, self.out / "log.csv")
+        return loss, row
+
+    def _out_of_time(self, budget_s: float) -> bool:
+        over = time.time() - self.t_start > budget_s
+        if self.info.active:  # every process must stop at the same step
+            over = bool(all_reduce_max(torch.tensor(float(over), device=self.dev), self.info) > 0)
+        return over
+
+    def run(self) -> dict[str, Any]:
+        """Step until ``train.steps``, ``train.stop_at`` or the time budget; checkpoint; the summary."""
+        cfg, info = self.cfg, self.info
+        budget_s = cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
+        stop_at = cfg.train.stop_at
+        self.t_start = time.time()
+        window = _Window(self.dev)
+        last_loss = float("nan")
+        stopped = "done"
+        progress = _Progress(cfg, self.step, info.is_main)
+        self.model.train()
+        while self.step < cfg.train.steps:
+            support_size, loss, logits, target_mask = self._train_step()
+            progress.update()
+            window.add(loss, logits, target_mask, target_mask.shape[0] * info.world_size)
+            val_dice = self._validate()
+            step = self.step
+            stopping = stop_at is not None and step >= stop_at
+            if info.is_main and (
+                step % cfg.train.log_every == 0 or val_dice is not None or step == cfg.train.steps or stopping
+            ):
+                last_loss, row = self._log_row(window, support_size, val_dice)
+                progress.report(row)
+            if stopping and step < cfg.train.steps:
+                stopped = "stop_at"
+                break
+            if self._out_of_time(budget_s):
+                stopped = "time"
+                break
+            if step % cfg.train.ckpt_every == 0 and step < cfg.train.steps:
+                self.save("periodic")
+        progress.close()
+        self.save(stopped)
+        wall = time.time() - self.t_start
+        if info.is_main:
+            log.info("training %s at step %d after %.1f s", stopped, self.step, wall)
+        return {
+            "step": self.step,
+            "stopped": stopped,
+            "best_val_dice": self.best if self.best >= 0 else None,
+            "last_loss": last_loss,
+            "out_dir": str(self.out),
+            "wall_s": wall,
+            "rank": info.rank,
+            "param_digest": _param_digest(self.model),
+        }
 
 
 def _read_training_json(folder: str | os.PathLike) -> dict[str, Any]:
-    import json
-
-    path = Path(folder) / "training.json"
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
+    data = read_json_object(Path(folder) / "training.json") or {}
     # keep the lineage short: the parent's own parent is already recorded in its file
     return {k: v for k, v in data.items() if k in ("model_name", "train_datasets", "step", "run", "init")}
 

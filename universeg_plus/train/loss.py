@@ -47,10 +47,12 @@ class DiceBCELoss(torch.nn.Module):
 
 
 @torch.no_grad()
-def hard_dice(logits: torch.Tensor, target: torch.Tensor, empty_value: float = 1.0) -> torch.Tensor:
-    """Per-sample Dice of ``logits > 0`` against ``target > 0.5``: ``(B, 1, H, W) -> (B,)``;
-    ``empty_value`` where both are empty."""
-    p = (logits > 0).flatten(1).float()
+def hard_dice(
+    logits: torch.Tensor, target: torch.Tensor, empty_value: float = 1.0, threshold: float = 0.0
+) -> torch.Tensor:
+    """Per-sample Dice of ``logits > threshold`` against ``target > 0.5``: ``(B, 1, H, W) -> (B,)``;
+    ``empty_value`` where both are empty. Give probabilities with ``threshold=0.5``."""
+    p = (logits > threshold).flatten(1).float()
     y = (target > 0.5).flatten(1).float()
     denom = p.sum(1) + y.sum(1)
     d = 2 * (p * y).sum(1) / denom.clamp_min(1)
