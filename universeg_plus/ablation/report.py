@@ -333,7 +333,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def _setup_lines(cfg: AblationConfig) -> list[str]:
-    from ..registry import create_model
+    from ..factory import create_model
 
     base = cfg.base_run_config()
     t, e, d, o = base.train, base.episodes, base.data, base.optim
