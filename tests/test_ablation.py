@@ -27,7 +27,7 @@ from universeg_plus.ablation.report import (
 )
 from universeg_plus.ablation.speed import measure_speed
 from universeg_plus.cli import main
-from universeg_plus.registry import create_model
+from universeg_plus.factory import create_model
 
 VARIANTS = ["universeg-tiny", "tiny-gelu"]
 SEEDS = [0, 1]

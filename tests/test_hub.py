@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import huggingface_hub.constants as hf_constants
@@ -23,6 +25,7 @@ from universeg_plus.hub import (
     save_pretrained,
     sha256_file,
 )
+from universeg_plus.hub.files import sha256_sidecar
 from universeg_plus.registry import PRETRAINED, PretrainedEntry
 
 REPO = "lab/universeg-tiny-ft"
@@ -98,6 +101,9 @@ def test_local_folder_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="sha256 mismatch") as err:
         load_folder(saved.directory, sha256="0" * 64)
     assert "0" * 64 in str(err.value) and saved.sha256 in str(err.value)
+    # without the .sha256 sidecar (which would refuse the file first: tests/test_bad_inputs_weights.py),
+    # reading a damaged file must still name it
+    sha256_sidecar(saved.weights).unlink()
     saved.weights.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"model\.safetensors is not a valid safetensors file"):
         load_folder(saved.directory)
@@ -244,6 +250,65 @@ def test_cli_download_then_offline(hub, published, monkeypatch, capsys):
     assert len(hub.requests) == n
     assert main(["download", "lab/missing"]) == 2
     assert "not in the local cache" in capsys.readouterr().err
+
+
+# -- the user's path: fresh processes, nothing imported by this test ------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fresh(args: list[str], hub: MockHub, hf_home: Path, offline: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in a new interpreter, as a user would: huggingface_hub reads HF_ENDPOINT and
+    HF_HUB_OFFLINE when it is imported, so they are set in the environment, not patched."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(
+        PYTHONPATH=str(ROOT), HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1",
+        UNIVERSEG_PLUS_WEIGHTS_DIR=str(hf_home / "no-shipped-weights"),
+    )
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [sys.executable, *args], cwd=hf_home.parent, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+_LOAD = (
+    "import sys, torch\n"
+    "from universeg_plus import UniverSegPlus\n"
+    "torch.save(UniverSegPlus.from_pretrained(sys.argv[1]).state_dict(), sys.argv[2])\n"
+)
+
+
+def test_fresh_process_download_then_offline_reload_makes_zero_requests(hub, published, tmp_path):
+    model, _, sha = published
+    home = tmp_path / "hf-home"
+    first = _fresh(["-c", _LOAD, REPO, str(tmp_path / "online.pt")], hub, home)
+    assert first.returncode == 0, first.stderr
+    _assert_same_weights(model, _state_dict_model(tmp_path / "online.pt"))
+    assert ("GET", f"/{REPO}/resolve/main/model.safetensors") in hub.requests
+    assert (home / "hub").is_dir()  # the download went to the new HF_HOME's cache, not the user's
+    n = len(hub.requests)
+    again = _fresh(["-c", _LOAD, REPO, str(tmp_path / "offline.pt")], hub, home, offline=True)
+    assert again.returncode == 0, again.stderr
+    _assert_same_weights(model, _state_dict_model(tmp_path / "offline.pt"))
+    assert len(hub.requests) == n, hub.requests[n:]
+
+    # the CLI: `universeg-plus download` into another new cache, then an offline load from it
+    home2 = tmp_path / "hf-home-2"
+    cli = _fresh(["-m", "universeg_plus", "download", REPO], hub, home2)
+    assert cli.returncode == 0, cli.stderr
+    assert f"sha256  {sha}" in cli.stdout and str(home2 / "hub") in cli.stdout
+    n = len(hub.requests)
+    offline = _fresh(["-c", _LOAD, REPO, str(tmp_path / "cli.pt")], hub, home2, offline=True)
+    assert offline.returncode == 0, offline.stderr
+    _assert_same_weights(model, _state_dict_model(tmp_path / "cli.pt"))
+    assert len(hub.requests) == n, hub.requests[n:]
+
+
+def _state_dict_model(path: Path) -> UniverSegPlus:
+    model = _tiny()
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model
 
 
 # -- official checkpoint import -----------------------------------------------------------------

@@ -50,7 +50,7 @@ def test_model_config_travels(name):
 
 def test_pretrained_auto_falls_back_with_a_warning(caplog):
     missing = next(n for n in sorted(REQUIRED) if n not in set(list_pretrained()))
-    with caplog.at_level("WARNING", logger="universeg_plus.registry"):
+    with caplog.at_level("WARNING", logger="universeg_plus.factory"):
         model = create_model(missing, pretrained="auto")
     assert model.config == get_config(missing)
     assert "randomly initialised" in caplog.text
@@ -63,3 +63,89 @@ def test_default_model_has_weights_when_any_are_declared():
     assert name in list_models()
     if list_pretrained():
         assert name in list_models(pretrained=True)
+
+
+def test_default_model_is_the_best_with_weights_from_the_table(monkeypatch):
+    import universeg_plus
+    from universeg_plus import registry
+    from universeg_plus.registry import FALLBACK_MODEL, PRETRAINED, PretrainedEntry, default_model_name
+
+    # today: universeg-small is the only model with weights (weights/universeg-small/README.md, S=16)
+    assert default_model_name() == "universeg-small" == universeg_plus.default_model_name()
+    assert PRETRAINED["universeg-small"].heldout_dice == 0.569
+
+    def entry(model, dice):
+        return PretrainedEntry(model=model, local_dir=model, heldout_dice=dice)
+
+    monkeypatch.setattr(registry, "PRETRAINED", {})
+    assert default_model_name() == FALLBACK_MODEL == "universeg-v1"
+    registry.PRETRAINED.update({"universeg-tiny": entry("universeg-tiny", None)})
+    assert default_model_name() == "universeg-tiny"  # unmeasured, but the only one with weights
+    registry.PRETRAINED.update({"universeg-v1-gelu": entry("universeg-v1-gelu", 0.41)})
+    assert default_model_name() == "universeg-v1-gelu"  # a measured figure beats none
+    registry.PRETRAINED.update({"universeg-v1": entry("universeg-v1", 0.62)})
+    assert default_model_name() == "universeg-v1"  # the highest held-out Dice
+    registry.PRETRAINED.update({"universeg-v1-relu": entry("universeg-v1-relu", 0.62)})
+    assert default_model_name() == "universeg-v1"  # a tie goes to the first name in sorted order
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        entry("universeg-v1", 1.5)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "universeg_plus", *args], cwd=root, env=env, capture_output=True, text=True,
+        timeout=300, check=True,
+    ).stdout
+
+
+def test_models_command_shows_weights_default_licence_and_citation():
+    import json
+
+    from universeg_plus.registry import PRETRAINED, default_model_name
+
+    text = _cli("models")
+    table = text.split("\n\n")[0]  # one line per variant, then a paragraph per set of weights
+    lines = {line.split()[0]: line for line in table.splitlines()}
+    default = default_model_name()
+    assert "(default)" in lines[default]
+    assert [n for n, line in lines.items() if "(default)" in line] == [default]
+    assert sorted(lines) == list_models()
+    for name in list_models():
+        assert ("pretrained" in lines[name]) == (name in PRETRAINED), lines[name]
+    entry = PRETRAINED[default]
+    assert f"held-out Dice {entry.heldout_dice:.3f}" in lines[default]
+    assert f"{default} weights: licence: {entry.license}" in text
+    assert f"{default} weights: cite: {entry.citation}" in text
+
+    data = json.loads(_cli("models", "--json"))
+    assert sorted(data) == list_models()
+    assert [n for n, d in data.items() if d["default"]] == [default]
+    assert data[default]["pretrained"]["heldout_dice"] == entry.heldout_dice
+    assert data[default]["pretrained"]["license"] == entry.license
+    assert all(d["pretrained"] is None for n, d in data.items() if n not in PRETRAINED)
+    assert data["universeg-v1"]["config"] == get_config("universeg-v1").model_dump(mode="json")
+
+
+def test_example_command_defaults_to_the_default_model():
+    from universeg_plus import default_model_name
+    from universeg_plus.cli import build_parser
+
+    assert build_parser().parse_args(["example"]).model == default_model_name()
+
+
+def test_the_old_create_model_import_path_still_works_and_says_where_it_moved():
+    import universeg_plus
+    from universeg_plus import factory, registry
+
+    assert universeg_plus.create_model is factory.create_model
+    with pytest.warns(DeprecationWarning, match="moved to universeg_plus.factory.create_model"):
+        from universeg_plus.registry import create_model as old
+    assert old is factory.create_model
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        registry.nonsense  # noqa: B018

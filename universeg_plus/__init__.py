@@ -11,7 +11,8 @@ from typing import Any
 
 from .config import UniverSegConfig
 from .model import UniverSegPlus
-from .registry import create_model, default_model_name, get_config, list_models, list_pretrained
+from .factory import create_model
+from .registry import default_model_name, get_config, list_models, list_pretrained
 
 __version__ = "0.1.0"
 

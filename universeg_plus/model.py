@@ -207,6 +207,9 @@ class UniverSegPlus(nn.Module):
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
 
+    # The three hub methods below are thin aliases of universeg_plus.hub, imported on call: the
+    # network layer itself depends on nothing above it (tests/test_layering.py).
+
     @classmethod
     def from_pretrained(cls, source: str, revision: str | None = None, **kwargs) -> UniverSegPlus:
         """Load from a saved folder, a pretrained-table name or a hub repo id ``"org/repo"``.
@@ -214,19 +217,19 @@ class UniverSegPlus(nn.Module):
         See :func:`universeg_plus.hub.from_pretrained` for the keyword arguments (``sha256``,
         ``mode``, ``cache_dir``, ``local_files_only``, ``force_download``, ``token``).
         """
-        from .hub import from_pretrained
+        from .hub.pretrained import from_pretrained
 
         return from_pretrained(source, revision, **kwargs)
 
     def save_pretrained(self, directory: str, model_card: str | None = None, overwrite: bool = False):
-        """Write ``config.json`` + ``model.safetensors`` + ``README.md``; returns a ``SavedWeights`` (with sha256)."""
-        from .hub import save_pretrained
+        """Write ``config.json`` + ``model.safetensors`` (+ ``.sha256``) + ``README.md``; returns a ``SavedWeights``."""
+        from .hub.folder import save_pretrained
 
         return save_pretrained(self, directory, model_card=model_card, overwrite=overwrite)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Publish to a hub model repo; see :func:`universeg_plus.hub.push_to_hub`. Returns a ``PushResult``."""
-        from .hub import push_to_hub
+        from .hub.download import push_to_hub
 
         return push_to_hub(self, repo_id, **kwargs)
 

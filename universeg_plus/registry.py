@@ -1,24 +1,28 @@
-"""Named model variants and the table of pretrained weights (timm-style: one table, no branches)."""
+"""Named model variants and the table of pretrained weights (timm-style: one table, no branches).
+
+Data only: names, configs and where each variant's weights live. Building a model, with or
+without its weights, is :func:`universeg_plus.factory.create_model` (above ``hub/``), so this
+module imports nothing but the config.
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import UniverSegConfig
-from .model import ForwardMode, UniverSegPlus
 
 __all__ = [
     "ModelEntry",
     "PretrainedEntry",
+    "FALLBACK_MODEL",
     "PRETRAINED",
-    "create_model",
     "default_model_name",
     "get_config",
     "list_models",
     "list_pretrained",
+    "model_entry",
     "register_model",
     "register_pretrained",
 ]
@@ -46,7 +50,9 @@ class PretrainedEntry(BaseModel):
         local_dir: Folder under the package's ``weights/`` directory holding a shipped copy.
         prefer_local: Use the shipped copy (no network) when it exists.
         input_size: ``(H, W)`` the weights were trained at.
-        value_range: Expected input intensity range.
+        heldout_dice: Mean Dice over the held-out tasks at support size 16, copied from the
+            weights' model card (``None``: not measured). :func:`default_model_name` picks the
+            entry with the highest figure.
         license: Licence of the weights (inherits the training data's terms).
         citation: How to cite them.
     """
@@ -61,7 +67,7 @@ class PretrainedEntry(BaseModel):
     local_dir: str | None = None
     prefer_local: bool = True
     input_size: tuple[int, int] = (128, 128)
-    value_range: tuple[float, float] = (0.0, 1.0)
+    heldout_dice: float | None = Field(None, ge=0.0, le=1.0)
     license: str = "unknown"
     citation: str = ""
 
@@ -71,8 +77,6 @@ class PretrainedEntry(BaseModel):
             raise ValueError(f"pretrained entry for {self.model!r} needs a hub_id or a local_dir")
         return self
 
-
-log = logging.getLogger(__name__)
 
 _MODELS: dict[str, ModelEntry] = {}
 PRETRAINED: dict[str, PretrainedEntry] = {}
@@ -104,13 +108,32 @@ def list_pretrained() -> list[str]:
     return sorted(PRETRAINED)
 
 
+#: The model named when no pretrained weights are declared at all (the official architecture).
+FALLBACK_MODEL = "universeg-v1"
+
+
 def default_model_name() -> str:
-    """The model used when none is named: the first with pretrained weights, else ``universeg-v1``."""
-    with_weights = list_models(pretrained=True)
-    return with_weights[0] if with_weights else "universeg-v1"
+    """The model used when none is named: the best registered variant that has pretrained weights.
+
+    "Best" is the highest :attr:`PretrainedEntry.heldout_dice` among table entries named after a
+    registered variant (so ``create_model(name, pretrained=True)`` loads them); an entry without a
+    figure ranks below every measured one, and ties go to the first name in sorted order. When no
+    such entry exists this is ``FALLBACK_MODEL``, which has no weights.
+    """
+    ranked = sorted(
+        (entry.heldout_dice is None, -(entry.heldout_dice or 0.0), name)
+        for name, entry in PRETRAINED.items()
+        if name in _MODELS and entry.model == name
+    )
+    return ranked[0][2] if ranked else FALLBACK_MODEL
 
 
-def _entry(name: str) -> ModelEntry:
+def model_entry(name: str) -> ModelEntry:
+    """The registered variant ``name`` (config and description).
+
+    Raises:
+        ValueError: unknown name (lists the valid ones).
+    """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
     return _MODELS[name]
@@ -122,7 +145,7 @@ def get_config(name: str, **overrides: Any) -> UniverSegConfig:
     Raises:
         ValueError: unknown name (lists the valid ones) or an invalid override.
     """
-    base = _entry(name).config
+    base = model_entry(name).config
     if not overrides:
         return base
     unknown = set(overrides) - set(UniverSegConfig.model_fields)
@@ -131,46 +154,6 @@ def get_config(name: str, **overrides: Any) -> UniverSegConfig:
             f"unknown config field(s) {sorted(unknown)}; valid: {sorted(UniverSegConfig.model_fields)}"
         )
     return UniverSegConfig.model_validate({**base.model_dump(), **overrides})
-
-
-def create_model(
-    name: str, pretrained: bool | Literal["auto"] = False, mode: ForwardMode = "split", **overrides: Any
-) -> UniverSegPlus:
-    """Build a registered variant.
-
-    Args:
-        name: A name from :func:`list_models`.
-        pretrained: Load the weights declared for ``name`` in the pretrained table (shipped copy
-            first where the table says so, else the Hugging Face Hub). ``"auto"``: load them when
-            the table declares them (and no override is given), else log a warning and return
-            the randomly initialised network.
-        mode: Forward form, ``"split"`` (fast, default) or ``"pairwise"`` (official).
-        **overrides: Config fields to change (not allowed with ``pretrained``).
-
-    Raises:
-        ValueError: unknown name, invalid override, or no pretrained weights for ``name``.
-    """
-    config = get_config(name, **overrides)
-    model = UniverSegPlus(config, mode=mode)
-    if pretrained == "auto":
-        pretrained = name in PRETRAINED and not overrides
-        if name not in PRETRAINED:
-            log.warning("no pretrained weights are declared for %r: the model is randomly initialised", name)
-        elif overrides:
-            log.warning(
-                "config overrides %s do not fit the pretrained weights of %r: the model is randomly initialised",
-                sorted(overrides), name,
-            )
-    if pretrained:
-        if overrides:
-            raise ValueError(f"config overrides {sorted(overrides)} cannot be combined with pretrained=True")
-        if name not in PRETRAINED:
-            have = ", ".join(list_pretrained()) or "none"
-            raise ValueError(f"no pretrained weights are declared for {name!r}; names with weights: {have}")
-        from .hub import load_pretrained_weights
-
-        load_pretrained_weights(model, PRETRAINED[name])
-    return model
 
 
 _V1 = UniverSegConfig()
@@ -216,10 +199,28 @@ register_pretrained(
         local_dir="universeg-small",
         sha256="92b2e11ede06a4249832c4c9a3957bd68a18ef8661b87cb63a22f560485a1e78",
         input_size=(128, 128),
-        value_range=(0.0, 1.0),
+        heldout_dice=0.569,  # weights/universeg-small/README.md: mean over 11 held-out tasks at S=16
         license="research use only, non-commercial (inherits CC BY-NC / BY-NC-SA and research-only terms "
         "of its training data)",
         citation="universeg_plus universeg-small weights (trained with universeg_plus); architecture: "
         + _UNIVERSEG_CITATION,
     ),
 )
+
+
+def __getattr__(name: str) -> Any:
+    # `from universeg_plus.registry import create_model` predates universeg_plus.factory; kept
+    # working for old callers (imported lazily: the registry itself depends on nothing above it).
+    if name == "create_model":
+        import warnings
+
+        warnings.warn(
+            "universeg_plus.registry.create_model moved to universeg_plus.factory.create_model "
+            "(also universeg_plus.create_model)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .factory import create_model
+
+        return create_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

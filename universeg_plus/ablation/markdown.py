@@ -44,7 +44,7 @@ def _verdict_cell(r: dict[str, Any] | None, digits: int = 3) -> str:
 
 
 def _setup_lines(cfg: AblationConfig) -> list[str]:
-    from ..registry import create_model
+    from ..factory import create_model
 
     base = cfg.base_run_config()
     t, e, d, o = base.train, base.episodes, base.data, base.optim

@@ -477,7 +477,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     """
     from ..hub import load_folder
     from ..io.tables import write_csv
-    from ..registry import create_model
+    from ..factory import create_model
     from .speed import ROUND_FIELDS, SPEED_FIELDS, measure_speed, summarize_speed
 
     t0 = time.time()

@@ -131,7 +131,7 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
     backend: str = "tvm",
     level: str = "O2",
     support_size: int | None = None,
-    image_size: tuple[int, int] = (128, 128),
+    image_size: tuple[int, int] | None = None,
     batch_size: int = 1,
     target: str | dict | None = None,
     cache_dir: str | Path | None = None,
@@ -149,7 +149,8 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
         level: ``"O0"``, ``"O1"``, ``"O2"`` (default) or ``"O3"`` (MetaSchedule database, see
             ``universeg-plus tune``).
         support_size: Static S, or ``None`` for one module with a symbolic S that serves any S.
-        image_size: ``(H, W)``, divisible by ``model.config.size_multiple``.
+        image_size: ``(H, W)``, divisible by ``model.config.size_multiple``; default
+            ``model.config.input_size`` (what the weights were trained at).
         batch_size: Static B.
         target: ``None`` (host CPU; generic x86-64 for O0/O1, this CPU's ``mcpu`` for O2/O3), a
             JSON dict such as ``{"kind": "llvm", "mcpu": "znver4"}`` or ``{"kind": "cuda"}``.
@@ -171,6 +172,8 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
         raise ValueError(f"support_size must be an int >= 1 or None (any S), got {support_size!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if image_size is None:
+        image_size = tuple(model.config.input_size)
     try:
         h, w = (int(v) for v in image_size)
     except (TypeError, ValueError) as exc:

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, make_private_dirs
 from .export import export_relax
 from .levels import default_schedule, fuse_passes
 from .targets import describe_target, require_tvm, resolve_target
@@ -60,7 +60,7 @@ def open_database(tuning_dir: str | Path, create: bool = False) -> Any | None:
     files = [d / f for f in _DB_FILES]
     if not create and not all(f.exists() for f in files):
         return None
-    d.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(d)  # like the compiled-library cache it usually sits in
     return ms.database.JSONDatabase(path_workload=str(files[0]), path_tuning_record=str(files[1]))
 
 
@@ -293,7 +293,7 @@ def measure_default_schedules(kernels: list[Kernel], database: Any, target: Any,
 def tune(
     model: nn.Module,
     support_size: int,
-    image_size: tuple[int, int] = (128, 128),
+    image_size: tuple[int, int] | None = None,
     batch_size: int = 1,
     target: str | dict | None = None,
     trials: int = 256,
@@ -313,7 +313,7 @@ def tune(
     Args:
         model: The network (split form is exported).
         support_size: Static S to tune for (MetaSchedule needs static shapes).
-        image_size: ``(H, W)``.
+        image_size: ``(H, W)``; default ``model.config.input_size`` (as for :func:`universeg_plus.compile`).
         batch_size: B.
         target: As for :func:`universeg_plus.compile`; default the host CPU.
         trials: Total measured trials over all kernels (the task scheduler spends them where
@@ -341,6 +341,8 @@ def tune(
         raise ValueError(f'MetaSchedule needs "num-cores" in a CPU target, got {describe_target(tgt)}')
     tuning_dir = Path(tuning_dir) if tuning_dir is not None else default_tuning_dir()
     start = time.perf_counter()
+    if image_size is None:
+        image_size = tuple(model.config.input_size)
     mod = export_relax(model, batch_size, support_size, tuple(image_size))
     kernels = [k for k in extract_kernels(mod, tgt) if k.static]
     total = sum(k.flops for k in kernels) or 1.0

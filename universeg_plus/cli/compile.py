@@ -45,7 +45,8 @@ def load_model(args: argparse.Namespace):
     """The model named by ``args.model`` (a registered name or a weights folder)."""
     from pathlib import Path
 
-    from ..registry import create_model, list_models
+    from ..factory import create_model
+    from ..registry import list_models
 
     if Path(args.model).is_dir():
         from ..hub import load_folder
@@ -70,13 +71,12 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.parity import check_parity
 
     model = load_model(args).eval()
-    size = tuple(args.image_size) if args.image_size else tuple(model.config.input_size)
     target = json.loads(args.target) if args.target and args.target.strip().startswith("{") else args.target
     compiled = compile_model(
         model,
         level=args.level,
         support_size=parse_support_size(args.support_size),
-        image_size=size,
+        image_size=tuple(args.image_size) if args.image_size else None,  # None: the model's input size
         batch_size=args.batch_size,
         target=target,
         cache_dir=args.cache_dir,

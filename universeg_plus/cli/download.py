@@ -21,14 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import check_sha256, sha256_file
+    from ..hub import read_sha256_sidecar, verify_weights_file
     from ..hub.pretrained import fetch_pretrained
 
     config, weights, expected = fetch_pretrained(
         args.source, args.revision, cache_dir=args.cache_dir, force_download=args.force
     )
-    digest = check_sha256(weights, expected, args.source) if expected else sha256_file(weights)
+    digest = verify_weights_file(weights, expected, args.source)
+    checked = expected is not None or read_sha256_sidecar(weights) is not None
     print(f"config  {config}")
     print(f"weights {weights}")
-    print(f"sha256  {digest}{'' if expected else '  (no published hash to check against)'}")
+    print(f"sha256  {digest}{'' if checked else '  (no published hash to check against)'}")
     return 0

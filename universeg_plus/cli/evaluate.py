@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from ..evaluation.report import markdown_table
-    from ..registry import create_model, get_config
+    from ..factory import create_model
+    from ..registry import get_config
 
     log = logging.getLogger("universeg_plus.evaluate")
     if args.threads is not None:

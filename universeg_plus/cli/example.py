@@ -17,11 +17,13 @@ Without pretrained weights for --model the network is random and the scores are 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..registry import default_model_name
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "--model", default=None, metavar="NAME",
-        help="registered model name; pretrained weights are used when declared (default: the first model "
-        "with pretrained weights, see `universeg-plus models`)",
+        "--model", default=default_model_name(), metavar="NAME",
+        help="registered model name; pretrained weights are used when declared (default: %(default)s, the "
+        "best model with pretrained weights, see `universeg-plus models`)",
     )
     parser.add_argument(
         "--support-size", type=int, default=5, metavar="K",
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import file_stem, list_image_files, overlay_mask, read_image, write_png
     from ..metrics import dice
     from ..predictor import Predictor
-    from ..registry import PRETRAINED, create_model, default_model_name
+    from ..factory import create_model
+    from ..registry import PRETRAINED
     from ..support import SupportSet
 
     data = Path(args.data) if args.data else default_examples_dir()
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no task folders with images/ and masks/ in {data}")
     if args.support_size < 1:
         raise ValueError(f"--support-size must be >= 1, got {args.support_size}")
-    name = args.model or default_model_name()
+    name = args.model
     model = create_model(name, pretrained="auto")
     if name not in PRETRAINED:
         print(

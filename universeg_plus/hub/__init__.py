@@ -9,7 +9,16 @@ huggingface_hub is imported only when the hub is actually used.
 from __future__ import annotations
 
 from .download import HubFile, PushResult, download_file, push_to_hub
-from .files import check_sha256, load_state_dict_strict, read_config, read_weights, sha256_file
+from .files import (
+    SHA256_SUFFIX,
+    check_sha256,
+    load_state_dict_strict,
+    read_config,
+    read_sha256_sidecar,
+    read_weights,
+    sha256_file,
+    verify_weights_file,
+)
 from .folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, SavedWeights, load_folder, save_pretrained
 from .official import convert_official, load_official_state_dict
 from .pretrained import fetch_pretrained, from_pretrained, load_pretrained_weights, resolve_pretrained_files
@@ -18,6 +27,7 @@ from .shipped import WEIGHTS_DIR_ENV, find_shipped_weights, shipped_weights_dirs
 __all__ = [
     "CARD_NAME",
     "CONFIG_NAME",
+    "SHA256_SUFFIX",
     "WEIGHTS_DIR_ENV",
     "WEIGHTS_NAME",
     "HubFile",
@@ -35,9 +45,11 @@ __all__ = [
     "load_state_dict_strict",
     "push_to_hub",
     "read_config",
+    "read_sha256_sidecar",
     "read_weights",
     "resolve_pretrained_files",
     "save_pretrained",
     "sha256_file",
+    "verify_weights_file",
     "shipped_weights_dirs",
 ]

@@ -8,9 +8,9 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..model import UniverSegPlus
+from .files import SHA256_SUFFIX
 from .folder import save_pretrained
 
 __all__ = ["HubFile", "PushResult", "download_file", "push_to_hub"]
@@ -21,12 +21,17 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _import_hub() -> Any:
+def _require_hub() -> None:
+    """Raise an ImportError naming the package when huggingface_hub is missing.
+
+    Callers then import what they use by name (``from huggingface_hub import constants``):
+    huggingface_hub loads its submodules lazily, so ``huggingface_hub.constants`` is only an
+    attribute once something has imported it.
+    """
     try:
-        import huggingface_hub
+        import huggingface_hub  # noqa: F401
     except ImportError as exc:
         raise ImportError('Hugging Face Hub access needs huggingface_hub: pip install "huggingface-hub>=0.24"') from exc
-    return huggingface_hub
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,13 @@ def download_file(
         ValueError: malformed repo id.
         RuntimeError: any other hub error (names the status).
     """
-    hf = _import_hub()
-    from huggingface_hub import errors
+    _require_hub()
+    from huggingface_hub import constants, errors, hf_hub_download
     from huggingface_hub.utils import HFValidationError
 
-    where = f"hub repo {repo_id!r} (revision {revision!r}, endpoint {hf.constants.ENDPOINT})"
+    where = f"hub repo {repo_id!r} (revision {revision!r}, endpoint {constants.ENDPOINT})"
     try:
-        path = hf.hf_hub_download(
+        path = hf_hub_download(
             repo_id,
             filename,
             revision=revision,
@@ -91,11 +96,11 @@ def download_file(
     except errors.LocalEntryNotFoundError as exc:
         if local_files_only:
             why = "local_files_only=True"
-        elif hf.constants.is_offline_mode():
+        elif constants.is_offline_mode():
             why = "offline mode is on (HF_HUB_OFFLINE=1)"
         else:
             why = f"the hub could not be reached ({exc.__cause__ or exc})"
-        cache = cache_dir or hf.constants.HF_HUB_CACHE
+        cache = cache_dir or constants.HF_HUB_CACHE
         raise FileNotFoundError(
             f"{filename!r} from {where} is not in the local cache ({cache}) and {why}; download it once while "
             "online (`universeg-plus download`) or point UNIVERSEG_PLUS_WEIGHTS_DIR at a folder holding it"
@@ -140,15 +145,19 @@ def push_to_hub(
     """Publish ``model`` (config.json + model.safetensors + README.md) to a hub model repo.
 
     Creates the repo if needed, writes the folder with :func:`save_pretrained` into a temp dir
-    and uploads it as one commit.
+    and uploads it as one commit, without the ``.sha256`` sidecar: the hub publishes the
+    weights' SHA-256 itself (the Git LFS object id), and downloads are checked against that.
     """
-    hf = _import_hub()
-    api = hf.HfApi(token=token)
+    _require_hub()
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     with tempfile.TemporaryDirectory(prefix="universeg_plus_push_") as tmp:
         saved = save_pretrained(model, tmp, model_card=model_card)
         info = api.upload_folder(
-            repo_id=repo_id, folder_path=tmp, revision=revision, commit_message=commit_message, repo_type="model"
+            repo_id=repo_id, folder_path=tmp, revision=revision, commit_message=commit_message, repo_type="model",
+            ignore_patterns=[f"*{SHA256_SUFFIX}"],
         )
     log.info("pushed %s to %s at commit %s", saved.weights.name, repo_id, info.oid)
     return PushResult(repo_id, info.oid, info.commit_url, saved.sha256)

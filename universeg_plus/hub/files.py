@@ -1,9 +1,12 @@
-"""Weights files on disk: atomic writes, sha256, safetensors reading with clear errors, strict loading."""
+"""Weights files on disk: atomic writes, sha256 (pinned or in a ``.sha256`` sidecar), safetensors reading
+with clear errors, strict loading that refuses non-finite values."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,19 +15,28 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..config import UniverSegConfig
-from ..io.atomic import atomic_write_bytes
+from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..io.hashing import sha256_file
 
 __all__ = [
+    "SHA256_SUFFIX",
     "check_sha256",
     "load_state_dict_strict",
     "read_config",
+    "read_sha256_sidecar",
     "read_weights",
     "sha256_file",
+    "sha256_sidecar",
+    "verify_weights_file",
+    "write_sha256_sidecar",
     "write_weights",
 ]
 
+log = logging.getLogger(__name__)
+
 _SHOWN = 8  # keys listed per category in a mismatch message
+SHA256_SUFFIX = ".sha256"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _import_safetensors():
@@ -44,13 +56,90 @@ def check_sha256(path: str | os.PathLike, expected: str, source: str) -> str:
         The (matching) hex digest.
     """
     actual = sha256_file(path)
+    _compare(path, actual, expected, source)
+    return actual
+
+
+def sha256_sidecar(weights: str | os.PathLike) -> Path:
+    """The sidecar that records a weights file's SHA-256: ``model.safetensors`` -> ``model.safetensors.sha256``."""
+    weights = Path(weights)
+    return weights.with_name(weights.name + SHA256_SUFFIX)
+
+
+def write_sha256_sidecar(weights: str | os.PathLike, digest: str) -> Path:
+    """Write ``<weights>.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it), atomically."""
+    weights = Path(weights)
+    return atomic_write_text(sha256_sidecar(weights), f"{digest}  {weights.name}\n")
+
+
+def read_sha256_sidecar(weights: str | os.PathLike) -> str | None:
+    """The SHA-256 recorded beside ``weights`` (lower-case hex), ``None`` when there is no sidecar.
+
+    Raises:
+        ValueError: the sidecar exists but does not start with a 64-hex digest (names the file).
+    """
+    path = sha256_sidecar(weights)
+    if not path.is_file():
+        return None
+    try:
+        first = path.read_text(encoding="utf-8").split(maxsplit=1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the sha256 sidecar {path}: {exc}") from None
+    if not first or not _HEX64.fullmatch(first[0]):
+        raise ValueError(
+            f"{path} should start with the 64-hex SHA-256 of {Path(weights).name} "
+            f"(as `sha256sum` writes it), found {(first[0] if first else '')[:80]!r}"
+        )
+    return first[0].lower()
+
+
+def verify_weights_file(path: str | os.PathLike, expected: str | None, source: str) -> str:
+    """Check a weights file against every hash there is for it, before it is read.
+
+    The hashes are ``expected`` (pinned by a table, a caller or the hub) and the ``.sha256``
+    sidecar :func:`save_pretrained` writes beside it; each that exists must match. With neither,
+    a warning says the file is loaded unverified.
+
+    Returns:
+        The file's hex digest.
+
+    Raises:
+        ValueError: a hash differs (names the file, both hashes and where the expected one came from).
+    """
+    path = Path(path)
+    pins = []
+    if expected is not None:
+        pins.append((expected, source, _REFETCH))
+    recorded = read_sha256_sidecar(path)
+    if recorded is not None:
+        sidecar = sha256_sidecar(path).name
+        hint = (
+            f"If the weights were replaced on purpose, save them with save_pretrained (which rewrites {sidecar}) "
+            f"or delete the stale {sidecar}; otherwise check where the file came from."
+        )
+        pins.append((recorded, f"{source}; hash recorded in {sidecar} when it was saved", hint))
+    if not pins:
+        log.warning(
+            "%s (%s): no sha256 to check against (none pinned and no %s beside it); loading it unverified",
+            path, source, sha256_sidecar(path).name,
+        )
+        return sha256_file(path)
+    actual = sha256_file(path)
+    for digest, where, hint in pins:
+        _compare(path, actual, digest, where, hint)
+    return actual
+
+
+_REFETCH = "Re-download it (force_download=True) or check where it came from."
+
+
+def _compare(path: str | os.PathLike, actual: str, expected: str, source: str, hint: str = _REFETCH) -> None:
     if actual != expected.lower():
         raise ValueError(
             f"sha256 mismatch for {path} ({source}): expected {expected.lower()}, got {actual}. "
             "The file was not loaded and nothing was deleted; it may be corrupt, tampered with, or a different "
-            "release than the one pinned. Re-download it (force_download=True) or check where it came from."
+            f"release than the one pinned. {hint}"
         )
-    return actual
 
 
 def write_weights(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
@@ -105,10 +194,11 @@ def _listing(keys: list[str]) -> str:
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state_dict`` into ``model`` only if keys and shapes match exactly.
+    """Load ``state_dict`` into ``model`` only if keys and shapes match exactly and every value is finite.
 
     Raises:
-        ValueError: names the missing, unexpected and wrongly shaped keys (wrong architecture for the file).
+        ValueError: names the missing, unexpected and wrongly shaped keys (wrong architecture for the
+            file), or the tensors holding NaN or infinite values.
     """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
@@ -132,5 +222,16 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
         raise ValueError(
             f"{source} does not fit this architecture ({len(expected)} tensors expected, file has "
             f"{len(state_dict)}): " + "; ".join(problems)
+        )
+    non_finite = []
+    for k in sorted(state_dict):
+        bad = int((~torch.isfinite(state_dict[k])).sum())
+        if bad:
+            non_finite.append(f"{k} ({bad} of {state_dict[k].numel()})")
+    if non_finite:
+        raise ValueError(
+            f"{source} holds NaN or infinite values in {len(non_finite)} of {len(state_dict)} tensors: "
+            f"{_listing(non_finite)}. Refusing to load them: such weights give NaN predictions (a diverged "
+            "training run or a damaged file); use an earlier checkpoint or re-download"
         )
     model.load_state_dict(state_dict, strict=True)

@@ -1,4 +1,5 @@
-"""The pretrained-weights folder: ``model.safetensors`` + ``config.json`` + ``README.md`` model card.
+"""The pretrained-weights folder: ``model.safetensors`` + ``config.json`` + ``README.md`` model card,
+plus ``model.safetensors.sha256`` (the weights' hash, checked on every load when present).
 
 The same layout is used in the repo's ``weights/`` directory, in Hugging Face Hub repos, and by
 :func:`save_pretrained` for users publishing fine-tuned weights.
@@ -15,11 +16,13 @@ from pathlib import Path
 from ..model import ForwardMode, UniverSegPlus
 from ..io.atomic import atomic_write_bytes
 from .files import (
-    check_sha256,
     load_state_dict_strict,
     read_config,
     read_weights,
     sha256_file,
+    sha256_sidecar,
+    verify_weights_file,
+    write_sha256_sidecar,
     write_weights,
 )
 
@@ -68,7 +71,11 @@ def config_json(model: UniverSegPlus) -> str:
 
 
 def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tuple[Path, Path, str]:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (atomically, overwriting).
+    """Write ``model.safetensors``, its ``.sha256`` sidecar and ``config.json`` into ``directory``.
+
+    Each file is written atomically, overwriting. A stale sidecar is removed before the weights
+    are replaced, so an interruption leaves weights with no recorded hash (loaded with a warning),
+    never weights with the previous file's hash.
 
     Returns:
         ``(weights path, config path, sha256 of the weights file)``.
@@ -79,9 +86,12 @@ def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tup
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_NAME
     meta = {"format": "pt", "library": "universeg_plus", "library_version": __version__, "config": config_json(model)}
+    sha256_sidecar(weights).unlink(missing_ok=True)
     write_weights(model.state_dict(), weights, meta)
+    digest = sha256_file(weights)
+    write_sha256_sidecar(weights, digest)
     config = atomic_write_bytes(directory / CONFIG_NAME, config_json(model).encode())
-    return weights, config, sha256_file(weights)
+    return weights, config, digest
 
 
 def default_model_card(model: UniverSegPlus, sha256: str) -> str:
@@ -151,7 +161,8 @@ def load_folder(
 
     Args:
         directory: Folder holding ``config.json`` and the weights file.
-        sha256: Expected SHA-256 of the weights file, checked before loading.
+        sha256: Expected SHA-256 of the weights file, checked before loading (as is the
+            ``.sha256`` sidecar beside it, when there is one; with neither, a warning says so).
         mode: Forward form of the returned model.
         weights_name: Weights file name inside ``directory``.
 
@@ -168,12 +179,11 @@ def load_folder(
 def build_from_files(
     config_path: Path, weights_path: Path, sha256: str | None, mode: ForwardMode, source: str
 ) -> UniverSegPlus:
-    """Verify, read and strictly load a config + weights pair into a new model."""
+    """Verify (``sha256`` and the weights' ``.sha256`` sidecar), read and strictly load a config + weights pair."""
     config = read_config(config_path)
     if not weights_path.is_file():
         raise FileNotFoundError(f"weights file {weights_path} does not exist")
-    if sha256 is not None:
-        check_sha256(weights_path, sha256, source)
+    verify_weights_file(weights_path, sha256, source)
     model = UniverSegPlus(config, mode=mode)
     load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
     return model

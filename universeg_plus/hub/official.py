@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..registry import create_model
+from ..model import UniverSegPlus
+from ..registry import get_config
 from .files import load_state_dict_strict, sha256_file
 from .folder import SavedWeights, save_pretrained
 
@@ -55,6 +56,21 @@ https://github.com/JJGO/UniverSeg for their licence and the datasets' terms.
 """
 
 
+# torch.save writes a zip archive; before PyTorch 1.6 (and with _use_new_zipfile_serialization=False)
+# a pickle of protocol >= 2, which starts with the PROTO opcode.
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+_HEAD = 16
+
+
+def _describe_head(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")  # the head may cut a character
+    if "\ufffd" in text or not text:
+        return f"binary data starting with {head[:8]!r}"
+    return f"text starting with {text!r}"
+
+
 def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a PyTorch checkpoint with ``weights_only=True``: tensors only, no code is run.
 
@@ -62,12 +78,21 @@ def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the pickle references anything but tensors and containers (refused, nothing
-            executed), the file is not a PyTorch checkpoint, or it holds no state_dict.
+        ValueError: the file is not a PyTorch checkpoint (text, another format: names what it
+            starts with), the pickle references anything but tensors and containers (refused,
+            nothing executed), it is damaged, or it holds no state_dict.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(_HEAD)
+    if not head.startswith(_CHECKPOINT_MAGIC):
+        raise ValueError(
+            f"{path} is not a PyTorch checkpoint: expected a file written by torch.save (a zip archive, "
+            f"starting with b'PK\\x03\\x04', or a legacy pickle, starting with b'\\x80'), found "
+            f"{_describe_head(head)}"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -77,8 +102,10 @@ def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
             f"refusing to load {path}: it is not a plain tensor checkpoint (its pickle references Python objects "
             f"that could run code; nothing was executed). Detail: {detail.strip()}"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {exc}") from None
+    except Exception as exc:  # the restricted unpickler fails on damaged input with KeyError, IndexError, ...
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
+        ) from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -104,7 +131,7 @@ def convert_official(
         What was written, including the new file's sha256.
     """
     state_dict = load_official_state_dict(checkpoint)
-    model = create_model(OFFICIAL_MODEL)
+    model = UniverSegPlus(get_config(OFFICIAL_MODEL))
     load_state_dict_strict(model, state_dict, f"{checkpoint} (official checkpoint)")
     source_sha = sha256_file(checkpoint)
     card = partial(_CARD.format, source=Path(checkpoint).name, params=model.num_parameters(), source_sha256=source_sha)

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from ..model import ForwardMode, UniverSegPlus
-from ..registry import PRETRAINED, PretrainedEntry, create_model
+from ..registry import PRETRAINED, PretrainedEntry, get_config
 from .download import HubFile, download_file
-from .files import check_sha256, load_state_dict_strict, read_config, read_weights
+from .files import load_state_dict_strict, read_config, read_weights, verify_weights_file
 from .folder import CONFIG_NAME, WEIGHTS_NAME, build_from_files
 from .shipped import WEIGHTS_DIR_ENV, find_shipped_weights, shipped_weights_dirs
 
@@ -89,7 +89,7 @@ def load_pretrained_weights(
     """Load the weights a pretrained-table entry declares into ``model`` (in place).
 
     The weights file's SHA-256 is checked before it is read (against ``entry.sha256``, or for hub
-    files without one the hub's published LFS hash), the shipped or downloaded ``config.json`` must
+    files without one the hub's published LFS hash, and against a ``.sha256`` sidecar beside it), the shipped or downloaded ``config.json`` must
     equal ``model.config``, and keys/shapes must match exactly.
 
     Returns:
@@ -107,10 +107,7 @@ def load_pretrained_weights(
     config_path, weights_path, expected = resolve_pretrained_files(
         entry, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token
     )
-    if expected is not None:
-        check_sha256(weights_path, expected, f"pretrained {entry.model!r}")
-    else:
-        log.warning("pretrained %s: %s has no sha256 to check against", entry.model, weights_path)
+    verify_weights_file(weights_path, expected, f"pretrained {entry.model!r}")
     config = read_config(config_path)
     if config != model.config:
         ours, theirs = model.config.model_dump(), config.model_dump()
@@ -139,7 +136,9 @@ def from_pretrained(
             or a hub model repo id ``"org/repo"`` holding ``config.json`` + ``model.safetensors``.
         revision: Hub branch, tag or 40-hex commit (default ``"main"``); hub repos only.
         sha256: Expected SHA-256 of ``model.safetensors``. For hub repos without it, the hash
-            the hub publishes for the LFS file is checked; a file with neither is loaded with a warning.
+            the hub publishes for the LFS file is checked; for a folder, the ``model.safetensors.sha256``
+            that :func:`save_pretrained` writes is checked too. A file with nothing to check against
+            is loaded with a warning.
         mode: Forward form, ``"split"`` or ``"pairwise"``.
         cache_dir, local_files_only, force_download, token: Passed to huggingface_hub.
 
@@ -159,15 +158,11 @@ def from_pretrained(
     if source in PRETRAINED:
         if revision is not None or sha256 is not None:
             raise ValueError(f"{source!r} is pinned by the pretrained table; revision/sha256 cannot be overridden")
-        model = create_model(PRETRAINED[source].model, mode=mode)
+        model = UniverSegPlus(get_config(PRETRAINED[source].model), mode=mode)
         load_pretrained_weights(model, PRETRAINED[source], **hub_kwargs)
         return model
     config_path, weights_path, expected = fetch_pretrained(source, revision, **hub_kwargs)
-    if sha256 is None:
-        sha256 = expected
-        if sha256 is None:
-            log.warning("%s from %r has no published sha256; integrity not verified", weights_path.name, source)
-    return build_from_files(config_path, weights_path, sha256, mode, f"hub repo {source!r}")
+    return build_from_files(config_path, weights_path, sha256 or expected, mode, f"hub repo {source!r}")
 
 
 def fetch_pretrained(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import atomic_path
+from .atomic import atomic_path
 
 __all__ = ["label_dtype", "read_nifti", "volume_slices", "write_nifti", "write_label_nifti"]
 

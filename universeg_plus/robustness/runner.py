@@ -103,7 +103,8 @@ def _read_done(path: Path) -> set[tuple[str, ...]]:
 
 # ---------------------------------------------------------------------- models and tasks
 def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
-    from ..registry import PRETRAINED, create_model, get_config
+    from ..factory import create_model
+    from ..registry import PRETRAINED, get_config
 
     if spec.weights is not None:
         from ..hub import from_pretrained
@@ -122,15 +123,9 @@ def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
 
 
 def _compile(model: nn.Module, level: str, support_size: int) -> Any:
-    import universeg_plus
+    from ..backends import compile as compile_model  # raises ImportError naming the extra without TVM
 
-    compile_fn = getattr(universeg_plus, "compile", None)
-    if compile_fn is None:
-        raise ImportError("universeg_plus.compile (the TVM backend) is not available in this installation")
-    return compile_fn(
-        model, backend="tvm", level=level, support_size=support_size,
-        image_size=tuple(model.config.input_size), batch_size=1,
-    )
+    return compile_model(model, backend="tvm", level=level, support_size=support_size, batch_size=1)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 from ..inference import predict_probabilities
 from ..io.json_files import read_json_object
 from ..io.tables import append_csv
-from ..registry import create_model
+from ..factory import create_model
 from .augment import build_augmentations
 from .checkpoint import (
     DataStreams,
