@@ -7,7 +7,7 @@ What ``forward`` checks (eagerly; ``torch.compile``/``torch.export`` tracing ski
 - the inputs are on the model's device (the message names both);
 - the activation memory, estimated from the config (:func:`estimate_activation_bytes`), fits in
   the free memory of the device;
-- values (:func:`check_input_values`, one ``aminmax`` per input and one device sync per call):
+- values (:func:`check_input_values`, a min and a max per input, one device sync per call):
   finite, images in [0, 1], labels in [0, 1] (binary {0, 1}; soft labels allowed), each to
   within :data:`RANGE_TOLERANCE`.
 
@@ -44,8 +44,9 @@ _MODES = ("split", "pairwise")
 #: How far outside [0, 1] an image or label value may be (float round-off of resizing).
 RANGE_TOLERANCE = 1e-3
 # Peak activations per (target or support) entry, in units of sum_l width_l * H_l * W_l over the
-# encoder levels; measured with benchmarks/bench_input_checks.py --memory (CPU peak RSS, B=1,
-# S in {8, 32}, 128/256 px): split inference ~2.0-2.2, pairwise inference ~8, with gradients ~8.
+# encoder levels. Measured by `python benchmarks/bench_input_checks.py --memory` (CPU peak RSS, B=1,
+# S in {8, 32}, 128/256 px; benchmarks/results/bench_input_checks_memory.md): split inference
+# 2.2-2.4 (3.3 at 128 px, where fixed costs weigh more), pairwise 8.7, with gradients 8.1.
 _ACTIVATION_FACTOR = {("split", False): 2.5, ("pairwise", False): 9.0, ("split", True): 9.0, ("pairwise", True): 12.0}
 _CHECK_MEMORY_ABOVE = 1 << 30  # smaller estimates are not checked (reading free memory costs a syscall)
 
@@ -148,17 +149,36 @@ def _free_memory(device: torch.device) -> int | None:
         return None
 
 
+def _bounds(t: torch.Tensor) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """``(min, max)`` of ``t`` (NaN if it holds a NaN): Python floats for CPU tensors, 0-d tensors otherwise.
+
+    CPU tensors are reduced through NumPy, single-threaded: a torch reduction over more than 32k
+    elements wakes the intra-op thread pool, which on a busy machine costs a scheduling slice
+    (measured: 28 ms instead of 0.03 ms for 262k floats with 2 threads under load).
+    """
+    t = t.detach()
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64, torch.float16):
+        a = t.numpy()
+        return float(a.min()), float(a.max())
+    lo, hi = torch.aminmax(t)
+    return lo.float(), hi.float()
+
+
 def check_input_values(
     target_image: torch.Tensor, support_images: torch.Tensor, support_labels: torch.Tensor
 ) -> None:
-    """Refuse NaN/inf, images outside [0, 1] and labels outside [0, 1] (one ``aminmax`` per input).
+    """Refuse NaN/inf, images outside [0, 1] and labels outside [0, 1] (a min and a max per input).
+
+    Device tensors are reduced with ``aminmax`` and read back in one sync.
 
     Raises:
         ValueError: naming the input, the range found and how to fix it.
     """
-    named = (("target_image", target_image), ("support_images", support_images), ("support_labels", support_labels))
-    with torch.no_grad():
-        bounds = torch.stack([v.float() for _, t in named for v in torch.aminmax(t.detach())]).tolist()
+    named = [(n, t) for n, t in (("target_image", target_image), ("support_images", support_images),
+                                 ("support_labels", support_labels)) if t.numel()]
+    bounds = [v for _, t in named for v in _bounds(t)]
+    if any(isinstance(v, torch.Tensor) for v in bounds):
+        bounds = torch.stack([torch.as_tensor(v, dtype=torch.float32).to(named[0][1].device) for v in bounds]).tolist()
     for k, (name, t) in enumerate(named):
         lo, hi = bounds[2 * k], bounds[2 * k + 1]
         if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -319,10 +339,6 @@ class UniverSegPlus(nn.Module):
                     f"{name} is on device {t.device} but the model is on {param.device}: move the inputs with "
                     f".to({str(param.device)!r}), or the model with model.to({str(t.device)!r})"
                 )
-        if target_image.dtype != param.dtype:
-            target_image, support_images, support_labels = (
-                t.to(param.dtype) for t in (target_image, support_images, support_labels)
-            )
         b, s, _, h, w = support_images.shape
         grad = torch.is_grad_enabled() and (param.requires_grad or target_image.requires_grad)
         need = estimate_activation_bytes(self.config, b, s, h, w, self.mode, grad, param.element_size())
@@ -337,6 +353,10 @@ class UniverSegPlus(nn.Module):
                     f"the images to the model's input size {size[0]}x{size[1]} (Predictor does this for images "
                     "of any size), or send fewer support examples per pass (Predictor's support_chunk, max_pairs)"
                 )
+        if target_image.dtype != param.dtype:
+            target_image, support_images, support_labels = (
+                t.to(param.dtype) for t in (target_image, support_images, support_labels)
+            )
         check_input_values(target_image, support_images, support_labels)
         return target_image, support_images, support_labels
 
