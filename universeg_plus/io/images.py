@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import UnreadableFile
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -34,20 +35,6 @@ __all__ = [
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (*PIL_SUFFIXES, ".npy", *NIFTI_SUFFIXES)
-
-
-class UnreadableFile(ValueError):
-    """A file that exists but cannot be read as an image or volume.
-
-    Attributes:
-        path: The file.
-        reason: Why, in the reader's words.
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = str(reason)
-        super().__init__(f"cannot read {self.path}: {self.reason}")
 
 
 def _suffix(path: Path) -> str:

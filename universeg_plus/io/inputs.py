@@ -150,7 +150,8 @@ def as_count(value: Any, name: str, low: int = 1, high: int | None = None, note:
 # ---------------------------------------------------------------------- reading
 def _read(path: Path, kind: str, where: str = "", hide_path: bool = False) -> tuple[np.ndarray, Any]:
     """``(array as stored, nibabel image or None)``; with ``hide_path`` errors say ``where``, never the path."""
-    from .images import NIFTI_SUFFIXES, UnreadableFile, read_image
+    from .errors import UnreadableFile
+    from .images import NIFTI_SUFFIXES, read_image
 
     name = _name(kind, where or str(path))
     try:
