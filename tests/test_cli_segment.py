@@ -55,7 +55,7 @@ def test_segment_images_and_volume_end_to_end(tmp_path, support_dirs, capsys):
     out = tmp_path / "out"
     code = main([
         "segment", "--support-images", str(images), "--support-masks", str(masks), "--target", str(targets),
-        "--out", str(out), "--model", "universeg-tiny", "--ensemble", "2", "--support-size", "2", "--axis", "2",
+        "--out", str(out), "--model", "universeg-tiny", "--random-weights", "--ensemble", "2", "--support-size", "2", "--axis", "2",
         "--save-probabilities",
     ])
     assert code == 0
@@ -81,7 +81,7 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
     target = tmp_path / "t.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 30), dtype=np.uint8)).save(target)
     code = main(["segment", "--support-set", str(tmp_path / "site.safetensors"), "--target", str(target),
-                 "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--flips"])
+                 "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--random-weights", "--flips"])
     assert code == 0 and np.asarray(Image.open(tmp_path / "o" / "t.png")).shape == (40, 30)
 
 
@@ -99,7 +99,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, support_dirs, capsys, extra, mes
     target = tmp_path / "t.png"
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(target)
     args = ["segment", "--support-images", str(images), "--support-masks", str(masks), "--target", str(target),
-            "--out", str(tmp_path / "o"), "--model", "universeg-tiny"]
+            "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--random-weights"]
     args = args + extra
     if "MISSING" in extra:
         args[args.index("--target") + 1] = str(tmp_path / "missing.png")
@@ -117,10 +117,82 @@ def test_bad_support_folder_via_real_process(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "universeg_plus", "segment", "--support-images", str(tmp_path / "images"),
          "--support-masks", str(tmp_path / "masks"), "--target", str(tmp_path / "images" / "a.png"),
-         "--out", str(tmp_path / "o"), "--model", "universeg-tiny"],
+         "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--random-weights"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("universeg-plus segment: error:") and "a.png" in last
     assert "Traceback" not in proc.stderr
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "universeg_plus", "segment", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_batch_segments_the_rest_lists_failures_and_resumes(tmp_path, support_dirs):
+    images, masks = support_dirs
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a", "c", "d"):
+        Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8)).save(targets / f"{name}.png")
+    (targets / "b.png").write_bytes(b"\x89PNG not really")  # unreadable
+    np.save(targets / "e.npy", np.zeros((40, 30, 4)))  # 4 channels: ambiguous, refused
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".a.png.partial-999999999-0123abcd"  # left by a writer that was killed
+    stale.mkdir()
+    (stale / "a.png").write_bytes(b"half")
+    base = ["--support-images", str(images), "--support-masks", str(masks), "--target", str(targets),
+            "--out", str(out), "--model", "universeg-tiny", "--random-weights"]
+    proc = _cli(*base)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png", "d.png"]  # the stale temporary is gone
+    tail = proc.stderr[proc.stderr.index("2 of 5 target(s) failed:"):].splitlines()
+    assert tail[1].startswith("  b.png: cannot read the target b.png")
+    assert tail[2].startswith("  e.npy:") and "4 channels" in tail[2]
+    for name in ("a", "c", "d"):
+        assert f"{name}.png -> " in proc.stdout
+
+    # a batch killed half-way: c.png missing; --skip-existing redoes only what is missing
+    (out / "c.png").unlink()
+    before = {n: (out / n).stat().st_mtime_ns for n in ("a.png", "d.png")}
+    (targets / "b.png").unlink()
+    (targets / "e.npy").unlink()
+    proc = _cli(*base, "--skip-existing")
+    assert proc.returncode == 0, proc.stderr
+    assert "c.png -> " in proc.stdout and "a.png -> " not in proc.stdout and "skipped 2 target(s)" in proc.stdout
+    assert {n: (out / n).stat().st_mtime_ns for n in ("a.png", "d.png")} == before
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png", "d.png"]
+    # with --save-probabilities an output counts as complete only with its probabilities
+    proc = _cli(*base, "--skip-existing", "--save-probabilities")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.png", "a_prob.npy", "c.png", "c_prob.npy", "d.png", "d_prob.npy",
+    ]
+
+
+def test_default_model_has_weights_and_clashing_outputs_are_refused(tmp_path, support_dirs):
+    from universeg_plus.registry import default_model_name
+
+    images, masks = support_dirs
+    targets = tmp_path / "t"
+    targets.mkdir()
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(targets / "x.png")
+    np.save(targets / "x.npy", np.zeros((20, 20)))
+    proc = _cli("--support-images", str(images), "--support-masks", str(masks), "--target", str(targets),
+                "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "x.npy and x.png would both be written to" in proc.stderr
+    (targets / "x.npy").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "universeg_plus", "-v", "segment", "--support-images", str(images), "--support-masks",
+         str(masks), "--target", str(targets), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "randomly initialised" not in proc.stderr
+    assert np.asarray(Image.open(tmp_path / "o" / "x.png")).shape == (20, 20)
+    assert f"model {default_model_name()!r} with its pretrained weights" in proc.stderr

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from universeg_plus import registry
-from universeg_plus.demo import logic
+from universeg_plus.demo import logic, models
 from universeg_plus.demo.logic import (
     ModelCache,
     SegmentSettings,
@@ -28,7 +28,8 @@ from universeg_plus.demo.logic import (
 from universeg_plus.io.images import overlay_mask, read_image
 from universeg_plus.metrics import dice
 from universeg_plus.predictor import Predictor
-from universeg_plus.registry import PretrainedEntry, create_model
+from universeg_plus.factory import create_model
+from universeg_plus.registry import PretrainedEntry
 from universeg_plus.support import SupportSet
 
 # gradio's own queue code trips pandas 3 deprecation warnings; they are not the demo's
@@ -89,11 +90,11 @@ def test_default_model_backends_and_pretrained_loading(monkeypatch):
     assert logic.default_model_name([TINY, "universeg-small"]) == "universeg-small"
     assert logic.default_model_name([TINY]) == TINY
     assert "randomly initialised" in logic.weights_warning(TINY)
-    monkeypatch.setattr(logic.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     assert logic.available_backends() == ["eager"]
     with pytest.raises(ValueError, match="backend 'tvm' is not available"):
         ModelCache([TINY]).get(TINY, "tvm")
-    monkeypatch.setattr(logic.importlib.util, "find_spec", lambda name: object() if name == "tvm" else None)
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: object() if name == "tvm" else None)
     assert logic.available_backends() == ["eager", "tvm"]
 
     # a name in the pretrained table is the default and is loaded with pretrained=True
@@ -102,7 +103,7 @@ def test_default_model_backends_and_pretrained_loading(monkeypatch):
     assert logic.default_model_name(["universeg-small", TINY]) == TINY
     assert logic.weights_warning(TINY) is None
     calls = []
-    monkeypatch.setattr(logic, "create_model", lambda name, **kw: calls.append((name, kw)) or create_model(name))
+    monkeypatch.setattr(models, "create_model", lambda name, **kw: calls.append((name, kw)) or create_model(name))
     ModelCache([TINY]).get(TINY)
     assert calls == [(TINY, {"pretrained": True})]
 

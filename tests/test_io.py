@@ -167,3 +167,60 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     for name in ("a.txt", "b.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.png"]  # no temporary left
+
+
+def test_temporaries_match_no_reader_and_a_killed_write_is_cleaned(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from universeg_plus.io import atomic_path, clean_stale_partials
+
+    # during the write, the destination folder holds no *.png but a hidden folder; the writer sees the real name
+    with atomic_path(tmp_path / "mask.png") as tmp:
+        assert tmp.name == "mask.png" and tmp.parent.parent == tmp_path
+        assert tmp.parent.name.startswith(".mask.png.partial-") and not tmp.parent.name.endswith(".png")
+        assert list(tmp_path.glob("*.png")) == [] and list(tmp_path.glob("*.nii.gz")) == []
+        assert clean_stale_partials(tmp_path) == []  # our own write in flight is left alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png"]
+
+    # kill -9 half-way through a write: a stale partial folder stays behind, invisible to *.png
+    code = (
+        "import os, signal, sys\n"
+        "from universeg_plus.io import atomic_path\n"
+        f"with atomic_path({str(tmp_path / 'seg.png')!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half a png')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    left = [p for p in tmp_path.iterdir() if p.name != "mask.png"]
+    assert len(left) == 1 and left[0].name.startswith(".seg.png.partial-") and left[0].is_dir()
+    assert [p.name for p in tmp_path.glob("*.png")] == ["mask.png"]
+    # a temporary file of earlier versions (.<name>.<random>.tmp.png), an hour old
+    old = tmp_path / ".old.png.k3j4h5g6.tmp.png"
+    old.write_bytes(b"half")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    # a live writer's partial folder (this process's parent is alive) is kept
+    live = tmp_path / f".live.png.partial-{os.getppid()}-0123abcd"
+    live.mkdir()
+    removed = clean_stale_partials(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([left[0].name, old.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "mask.png"])
+
+
+def test_write_labels_picks_the_format_from_the_suffix(tmp_path):
+    from universeg_plus.io import write_labels
+
+    labels = (np.arange(30).reshape(5, 6) % 3).astype(np.uint8)
+    np.testing.assert_array_equal(read_image(write_labels(tmp_path / "a.png", labels)), labels)
+    np.testing.assert_array_equal(np.load(write_labels(tmp_path / "a.npy", labels)), labels)
+    ref = nib.Nifti1Image(np.zeros((5, 6, 1), np.int16), np.diag([2.0, 3.0, 4.0, 1.0]))
+    out = nib.load(write_labels(tmp_path / "a.nii.gz", labels, ref))
+    assert out.shape == (5, 6, 1)
+    np.testing.assert_allclose(out.affine, ref.affine)
+    np.testing.assert_array_equal(np.asarray(out.dataobj)[..., 0], labels)
+    with pytest.raises(ValueError, match="unsupported suffix"):
+        write_labels(tmp_path / "a.jpg", labels)

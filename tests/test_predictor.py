@@ -222,9 +222,50 @@ def test_segment_convenience_and_named_model(model, caplog):
     pred = segment(images[0], images[1:], masks[1:], model=model, ensemble=2, support_size=3)
     assert pred.mask.shape == (60, 70)
     with caplog.at_level("WARNING"):
-        p = Predictor("universeg-tiny")
+        p = Predictor("universeg-tiny", pretrained=False)  # a name without weights: random, said out loud
     assert "randomly initialised" in caplog.text and p.input_size == (32, 32)
+    with pytest.raises(ValueError, match="'universeg-tiny' has no pretrained weights.*pretrained=False"):
+        Predictor("universeg-tiny")
     with pytest.raises(TypeError, match="unexpected keyword"):
         segment(images[0], images[1:], masks[1:], model=model, ensembel=2)
     with pytest.raises(TypeError, match="SupportSet"):
         Predictor(model).set_support((images, masks))
+
+
+def test_predict_file_writes_the_same_kind_of_file(model, tmp_path):
+    import nibabel as nib
+    from PIL import Image
+
+    images, masks = _support(shape=(45, 61))
+    p = Predictor(model).set_support(SupportSet.from_arrays(images, masks, size=(32, 32)))
+    Image.fromarray(images[0]).save(tmp_path / "rgb.png")
+    pred = p.predict_file(tmp_path / "rgb.png")  # default: <stem>_mask.png beside the input
+    assert pred.path == tmp_path / "rgb_mask.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(pred.path)), p.predict(images[0]).mask)
+
+    gray = np.random.default_rng(0).random((50, 40))
+    np.save(tmp_path / "gray.npy", gray)
+    pred = p.predict_file(tmp_path / "gray.npy", tmp_path / "out" / "gray.png", probabilities_path=tmp_path / "p.npy")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "gray.png")), p.predict(gray).mask)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), p.predict(gray).probabilities)
+
+    vol = np.random.default_rng(1).random((20, 7, 30))
+    np.save(tmp_path / "vol.npy", vol)
+    pred = p.predict_file(tmp_path / "vol.npy", tmp_path / "out" / "vol.npy", axis=1)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "vol.npy"), p.predict_volume(vol, axis=1).mask)
+
+    affine = np.diag([0.7, 0.8, 3.0, 1.0])
+    affine[:3, 3] = [10, -20, 5]
+    for shape in [(30, 26, 5), (30, 26, 1)]:  # a volume, and a 2D image stored as NIfTI
+        data = (np.random.default_rng(2).random(shape) * 400).astype(np.int16)
+        img = nib.Nifti1Image(data, affine)
+        img.header["descrip"] = b"predict_file"
+        nib.save(img, tmp_path / "scan.nii.gz")
+        pred = p.predict_file(tmp_path / "scan.nii.gz", tmp_path / "out" / "scan.nii.gz")
+        out = nib.load(pred.path)
+        assert out.shape == shape and np.dtype(out.get_data_dtype()).kind == "u"
+        np.testing.assert_allclose(out.affine, affine)
+        assert out.header["descrip"] == img.header["descrip"]
+        expected = p.predict_volume(data).mask if shape[-1] > 1 else p.predict(data[..., 0]).mask[..., None]
+        np.testing.assert_array_equal(np.asarray(out.dataobj), expected)
+    assert sorted(q.name for q in (tmp_path / "out").iterdir()) == ["gray.png", "scan.nii.gz", "vol.npy"]

@@ -1,7 +1,25 @@
-"""The UniverSeg-style CrossConv network: tensors in, logits out."""
+"""The UniverSeg-style CrossConv network: tensors in, logits out.
+
+What ``forward`` checks (eagerly; ``torch.compile``/``torch.export`` tracing skips the checks):
+
+- shapes ``(B, 1, H, W)`` / ``(B, S, 1, H, W)``, ``S >= 1``, ``H, W >= 1`` and divisible by
+  ``config.size_multiple``; floating dtypes shared by the three inputs (:func:`validate_inputs`);
+- the inputs are on the model's device (the message names both);
+- the activation memory, estimated from the config (:func:`estimate_activation_bytes`), fits in
+  the free memory of the device;
+- values (:func:`check_input_values`, a min and a max per input, one device sync per call):
+  finite, images in [0, 1], labels in [0, 1] (binary {0, 1}; soft labels allowed), each to
+  within :data:`RANGE_TOLERANCE`.
+
+Inputs of another floating dtype than the weights (float64, float16, bfloat16) are cast to the
+weights' dtype: the values live in [0, 1], where every float type holds an 8-bit image to within
+half a grey level, so the cast changes nothing that matters.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 from functools import partial
 from typing import Literal
 
@@ -12,10 +30,25 @@ from torch import nn
 from .config import UniverSegConfig
 from .nn import ConvOp, CrossBlock, make_activation
 
-__all__ = ["ForwardMode", "UniverSegPlus", "validate_inputs"]
+__all__ = [
+    "RANGE_TOLERANCE",
+    "ForwardMode",
+    "UniverSegPlus",
+    "check_input_values",
+    "estimate_activation_bytes",
+    "validate_inputs",
+]
 
 ForwardMode = Literal["split", "pairwise"]
 _MODES = ("split", "pairwise")
+#: How far outside [0, 1] an image or label value may be (float round-off of resizing).
+RANGE_TOLERANCE = 1e-3
+# Peak activations per (target or support) entry, in units of sum_l width_l * H_l * W_l over the
+# encoder levels. Measured by `python benchmarks/bench_input_checks.py --memory` (CPU peak RSS, B=1,
+# S in {8, 32}, 128/256 px; benchmarks/results/bench_input_checks_memory.md): split inference
+# 2.2-2.4 (3.3 at 128 px, where fixed costs weigh more), pairwise 8.7, with gradients 8.1.
+_ACTIVATION_FACTOR = {("split", False): 2.5, ("pairwise", False): 9.0, ("split", True): 9.0, ("pairwise", True): 12.0}
+_CHECK_MEMORY_ABOVE = 1 << 30  # smaller estimates are not checked (reading free memory costs a syscall)
 
 
 def validate_inputs(
@@ -61,6 +94,8 @@ def validate_inputs(
             f"support_images must have shape (B, S, 1, H, W) = {expected} to match target_image "
             f"{tuple(target_image.shape)}, got {tuple(support_images.shape)}"
         )
+    if h < 1 or w < 1:
+        raise ValueError(f"H and W must be at least {max(1, size_multiple)}, got H={h}, W={w} (an empty image)")
     if h % size_multiple or w % size_multiple:
         raise ValueError(
             f"H and W must be divisible by {size_multiple} (2 ** (encoder blocks - 1)), got H={h}, W={w}"
@@ -70,6 +105,95 @@ def validate_inputs(
             "all inputs must share one dtype, got "
             f"{target_image.dtype}, {support_images.dtype}, {support_labels.dtype}"
         )
+
+
+def estimate_activation_bytes(
+    config: UniverSegConfig,
+    batch: int,
+    support: int,
+    height: int,
+    width: int,
+    mode: ForwardMode = "split",
+    gradients: bool = False,
+    itemsize: int = 4,
+) -> int:
+    """Rough peak activation memory of one forward pass, in bytes.
+
+    ``itemsize * B * (S + 1) * factor * sum_l width_l * (H / 2**l) * (W / 2**l)`` over the encoder
+    levels, with ``factor`` measured on CPU (about 2.5 for the split form, 9 for the pairwise form
+    or with gradients kept for backward). Good to a factor of about 1.5: enough to refuse an input
+    that cannot fit, not to plan a tight budget.
+    """
+    pixels = sum(w * (height / 4**i) * width for i, w in enumerate(config.encoder_blocks))
+    factor = _ACTIVATION_FACTOR[(mode, bool(gradients))]
+    return int(itemsize * batch * (support + 1) * factor * pixels)
+
+
+def _free_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device``, or ``None`` when unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bounds(t: torch.Tensor) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """``(min, max)`` of ``t`` (NaN if it holds a NaN): Python floats for CPU tensors, 0-d tensors otherwise.
+
+    CPU tensors are reduced through NumPy, single-threaded: a torch reduction over more than 32k
+    elements wakes the intra-op thread pool, which on a busy machine costs a scheduling slice
+    (measured: 28 ms instead of 0.03 ms for 262k floats with 2 threads under load).
+    """
+    t = t.detach()
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64, torch.float16):
+        a = t.numpy()
+        return float(a.min()), float(a.max())
+    lo, hi = torch.aminmax(t)
+    return lo.float(), hi.float()
+
+
+def check_input_values(
+    target_image: torch.Tensor, support_images: torch.Tensor, support_labels: torch.Tensor
+) -> None:
+    """Refuse NaN/inf, images outside [0, 1] and labels outside [0, 1] (a min and a max per input).
+
+    Device tensors are reduced with ``aminmax`` and read back in one sync.
+
+    Raises:
+        ValueError: naming the input, the range found and how to fix it.
+    """
+    named = [(n, t) for n, t in (("target_image", target_image), ("support_images", support_images),
+                                 ("support_labels", support_labels)) if t.numel()]
+    bounds = [v for _, t in named for v in _bounds(t)]
+    if any(isinstance(v, torch.Tensor) for v in bounds):
+        bounds = torch.stack([torch.as_tensor(v, dtype=torch.float32).to(named[0][1].device) for v in bounds]).tolist()
+    for k, (name, t) in enumerate(named):
+        lo, hi = bounds[2 * k], bounds[2 * k + 1]
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            bad = int((~torch.isfinite(t.detach())).sum())
+            raise ValueError(
+                f"{name} contains NaN or inf values ({bad} of {t.numel()}); the network needs finite inputs"
+            )
+        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            if name == "support_labels":
+                fix = ("labels must be in [0, 1] (binary {0, 1} masks; soft labels allowed): divide 0/255 masks "
+                       "by 255, give one-vs-rest indicators (labels == c) for label maps, or build a SupportSet")
+            else:
+                fix = ("images must be in [0, 1]: min-max scale each image (x - x.min()) / (x.max() - x.min()), "
+                       "or let SupportSet / Predictor prepare them")
+            raise ValueError(f"{name} has values in [{lo:g}, {hi:g}]; {fix}")
 
 
 class UniverSegPlus(nn.Module):
@@ -149,9 +273,15 @@ class UniverSegPlus(nn.Module):
         support_images: torch.Tensor,
         support_labels: torch.Tensor,
     ) -> torch.Tensor:
-        """Segment the target from the support set; see the class docstring for shapes."""
+        """Segment the target from the support set; see the class docstring for shapes.
+
+        Raises:
+            TypeError / ValueError: see the module docstring for what is checked.
+        """
         if not (torch.compiler.is_compiling() or torch.compiler.is_exporting()):
-            validate_inputs(target_image, support_images, support_labels, self.config.size_multiple)
+            target_image, support_images, support_labels = self._check_inputs(
+                target_image, support_images, support_labels
+            )
         pairwise = self.mode == "pairwise"
         target = rearrange(target_image, "b 1 h w -> b 1 1 h w")
         support = torch.cat([support_images, support_labels], dim=2)
@@ -195,6 +325,40 @@ class UniverSegPlus(nn.Module):
         if self.out_conv is not None:
             target = self.out_conv(target)
         return target
+
+    def _check_inputs(
+        self, target_image: torch.Tensor, support_images: torch.Tensor, support_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        validate_inputs(target_image, support_images, support_labels, self.config.size_multiple)
+        param = next(self.parameters())
+        for name, t in (
+            ("target_image", target_image), ("support_images", support_images), ("support_labels", support_labels)
+        ):
+            if t.device != param.device:
+                raise ValueError(
+                    f"{name} is on device {t.device} but the model is on {param.device}: move the inputs with "
+                    f".to({str(param.device)!r}), or the model with model.to({str(t.device)!r})"
+                )
+        b, s, _, h, w = support_images.shape
+        grad = torch.is_grad_enabled() and (param.requires_grad or target_image.requires_grad)
+        need = estimate_activation_bytes(self.config, b, s, h, w, self.mode, grad, param.element_size())
+        if need > _CHECK_MEMORY_ABOVE:
+            free = _free_memory(param.device)
+            if free is not None and need > free:
+                size = tuple(self.config.input_size)
+                raise ValueError(
+                    f"this forward pass needs about {need / 2**30:.1f} GiB of activation memory (B={b}, S={s}, "
+                    f"{h}x{w} px, {self.mode} form{', gradients kept' if grad else ''}) but only "
+                    f"{free / 2**30:.1f} GiB is free on {param.device}. Memory grows with B x S x H x W: resize "
+                    f"the images to the model's input size {size[0]}x{size[1]} (Predictor does this for images "
+                    "of any size), or send fewer support examples per pass (Predictor's support_chunk, max_pairs)"
+                )
+        if target_image.dtype != param.dtype:
+            target_image, support_images, support_labels = (
+                t.to(param.dtype) for t in (target_image, support_images, support_labels)
+            )
+        check_input_values(target_image, support_images, support_labels)
+        return target_image, support_images, support_labels
 
     @classmethod
     def from_config(cls, config: UniverSegConfig | dict, mode: ForwardMode = "split") -> UniverSegPlus:

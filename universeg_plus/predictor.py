@@ -2,14 +2,18 @@
 
 ::
 
-    predictor = Predictor(create_model("universeg-v1", pretrained=True))
+    predictor = Predictor()                      # the best model with trained weights
     predictor.set_support(SupportSet.from_folder("labelled/"))
     pred = predictor.predict("scan.png", ensemble=4, support_size=16)
     pred.mask            # (H, W) uint8 label map at the scan's size
     pred.probabilities   # (H, W) float32 foreground probability ((C, H, W) for C classes)
+    predictor.predict_file("ct.nii.gz", "ct_mask.nii.gz")   # same kind of file back, atomically
 
 Multi-class support sets are segmented one-vs-rest per class; the label map takes the most probable
 class per pixel, background where every class is below ``threshold``.
+
+Every input goes through :mod:`universeg_plus.io.inputs` (the rules training uses); errors name the
+input (``target #2``, ``target scan.png``).
 
 Memory is bounded by chunking: a support subset larger than ``support_chunk`` is split into
 near-equal disjoint chunks whose probability maps are averaged (weighted by chunk size), and
@@ -22,8 +26,11 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .support import SupportSet, preprocess_image, to_array
+from .io.images import file_stem, write_labels, write_npy
+from .io.inputs import MAX_LABELS, Named, as_batch, as_count, image_array, read_input, standardize_image, volume_array
+from .inference import predict_probabilities
+from .support import SupportSet
 
 __all__ = ["Prediction", "Predictor", "segment"]
 
@@ -49,11 +59,13 @@ class Prediction:
         mask: Integer label map (uint8 when labels fit): ``(H, W)``, ``(N, H, W)`` or the volume's shape;
             values are ``classes`` or 0 for background.
         classes: The foreground labels, in the order of the class axis of ``probabilities``.
+        path: The file :meth:`Predictor.predict_file` wrote, else ``None``.
     """
 
     probabilities: np.ndarray
     mask: np.ndarray
     classes: list[int] = field(default_factory=lambda: [1])
+    path: Path | None = None
 
 
 def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
@@ -61,26 +73,59 @@ def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
     return (int(size[0]), int(size[1])), getattr(model, "support_size", None), getattr(model, "batch_size", None)
 
 
+def _device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` parsed and checked to exist here (RuntimeError naming what is missing)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise RuntimeError(f"device {str(device)!r} was asked for, but CUDA is not available here ({why}); use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {str(device)!r} was asked for, but only {torch.cuda.device_count()} CUDA device(s) exist "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {str(device)!r} was asked for, but MPS is not available here; use 'cpu'")
+    return dev
+
+
 class Predictor:
     """Segment images from a support set (SamPredictor-style: set the support once, predict many).
 
     Args:
-        model: A network following the model contract, a compiled model, or a registered name (loads
-            pretrained weights when the table has them, else warns that weights are random).
-        device: Torch device (default: the model's, else CPU).
-        backend: ``"eager"`` or ``"tvm"`` (compiles through ``universeg_plus.compile``).
+        model: A network following the model contract, a compiled model, a registered name, or
+            ``None`` for :func:`universeg_plus.registry.default_model_name` (the best model with
+            trained weights). A name loads its pretrained weights; a name without weights needs
+            ``pretrained=False`` (random weights, said out loud).
+        device: Torch device (default: the model's, else CPU); one that does not exist here is a
+            ``RuntimeError``.
+        backend: ``"eager"`` or ``"tvm"`` (compiles through :func:`universeg_plus.backends.compile`).
         support_chunk: Largest support subset sent through the network at once.
         max_pairs: Upper bound on ``batch * support`` per forward pass.
-        **compile_kwargs: Passed to ``universeg_plus.compile`` for ``backend="tvm"``.
+        pretrained: For a model name: ``None`` (default) loads its weights and refuses a name that has
+            none; ``True`` loads them (error if none); ``False`` builds it with random weights.
+        **compile_kwargs: Passed to :func:`universeg_plus.backends.compile` for ``backend="tvm"``.
+
+    Raises:
+        ValueError: unknown name, or a name without weights and ``pretrained`` not ``False``.
+        RuntimeError: a device that does not exist here.
     """
 
     def __init__(
         self,
-        model: nn.Module | Any | str,
+        model: nn.Module | Any | str | None = None,
         device: str | torch.device | None = None,
         backend: str = "eager",
         support_chunk: int = 64,
         max_pairs: int = 64,
+        *,
+        pretrained: bool | None = None,
         **compile_kwargs: Any,
     ) -> None:
         if backend not in ("eager", "tvm"):
@@ -89,10 +134,13 @@ class Predictor:
             raise TypeError(
                 f"unexpected keyword argument(s) {sorted(compile_kwargs)} (compile options need backend='tvm')"
             )
-        if support_chunk < 1 or max_pairs < 1:
-            raise ValueError(f"support_chunk and max_pairs must be >= 1, got {support_chunk} and {max_pairs}")
-        if isinstance(model, str):
-            model = _load_named(model)
+        self.support_chunk = as_count(support_chunk, "support_chunk")
+        self.max_pairs = as_count(max_pairs, "max_pairs")
+        dev = _device(device)
+        if model is None or isinstance(model, str):
+            model = _load_named(model, pretrained)
+        elif pretrained is not None:
+            raise TypeError("pretrained= applies to a model name; this model object already has its weights")
         if not callable(model) or not hasattr(model, "config"):
             raise TypeError(
                 f"model must be a UniverSegPlus-like module, a compiled model or a name, got {type(model).__name__}"
@@ -100,22 +148,17 @@ class Predictor:
         if isinstance(model, nn.Module):
             param = next(model.parameters(), None)
             default = param.device if param is not None else torch.device("cpu")
-            self.device = torch.device(device) if device is not None else default
+            self.device = dev if dev is not None else default
             model = model.to(self.device).eval()
         else:
-            self.device = torch.device(device) if device is not None else torch.device("cpu")
+            self.device = dev if dev is not None else torch.device("cpu")
         if backend == "tvm":
-            import universeg_plus
+            from .backends import compile as compile_tvm
 
-            compile_fn = getattr(universeg_plus, "compile", None)
-            if compile_fn is None:
-                raise ImportError('the TVM backend is not available: pip install "universeg-plus[tvm]"')
             compile_kwargs.setdefault("image_size", tuple(model.config.input_size))
-            model = compile_fn(model, backend="tvm", **compile_kwargs)
+            model = compile_tvm(model, backend="tvm", **compile_kwargs)
         self.model = model
         self.input_size, self._fixed_s, self._fixed_b = _model_io(model)
-        self.support_chunk = int(support_chunk)
-        self.max_pairs = int(max_pairs)
         self._support: SupportSet | None = None
 
     # ------------------------------------------------------------------ support
@@ -153,10 +196,11 @@ class Predictor:
         """Segment one image, or a batch of same-size images.
 
         Args:
-            target: An image (array ``(H, W)``/``(H, W, 3)``, tensor, PIL image, path), a list of
-                same-size images, or a stacked ``(N, H, W)`` array / ``(N, 1, H, W)`` tensor.
+            target: An image (array ``(H, W)``/``(H, W, 3)``, tensor ``(H, W)``/``(1|3, H, W)``, PIL
+                image, path, :class:`~universeg_plus.io.inputs.Named`), a list of same-size images, or
+                a stacked ``(N, H, W)`` array / ``(N, 1, H, W)`` tensor.
             threshold: Foreground probability cut-off in (0, 1).
-            ensemble: Number of support subsets whose probabilities are averaged.
+            ensemble: Number of support subsets whose probabilities are averaged (an int, not a bool).
             support_size: Examples per subset (default: all, or half of the set when ensembling).
             flips: Also predict on horizontally/vertically flipped inputs and average.
             seed: Seed of the subset draw.
@@ -166,17 +210,19 @@ class Predictor:
 
         Raises:
             RuntimeError: :meth:`set_support` was not called.
-            ValueError: bad target or option values; a list of images of different sizes (use
-                :meth:`predict_many`).
+            ValueError / TypeError: bad target or option values (named); a list of images of
+                different sizes (use :meth:`predict_many`).
         """
         support = self.support
-        targets, batched = _targets(target)
-        sizes = {t.shape[:2] for t in targets}
+        options = self.check_options(threshold, ensemble, support_size, flips, seed)
+        items, batched = as_batch(target, "target")
+        arrays = [image_array(t, "target", _target_name(t, i, batched)) for i, t in enumerate(items)]
+        sizes = {a.shape for a in arrays}
         if batched and len(sizes) > 1:
             raise ValueError(
                 f"batch targets differ in size {sorted(sizes)}; use predictor.predict_many(), which returns a list"
             )
-        preds = self._run(targets, support, threshold, ensemble, support_size, flips, seed)
+        preds = self._run(arrays, support, *options)
         if not batched:
             return preds[0]
         return Prediction(
@@ -186,15 +232,18 @@ class Predictor:
     def predict_many(self, targets: Sequence[Any], **kwargs: Any) -> list[Prediction]:
         """Like :meth:`predict` for a list of images of any sizes; one :class:`Prediction` each."""
         support = self.support
-        arrays = [_target_array(t, f"#{i}") for i, t in enumerate(_target_list(targets))]
-        return self._run(arrays, support, **_predict_kwargs(kwargs))
+        options = self.check_options(**_predict_kwargs(kwargs))
+        items, _ = as_batch(targets, "target", single=False)
+        arrays = [image_array(t, "target", _target_name(t, i, True)) for i, t in enumerate(items)]
+        return self._run(arrays, support, *options)
 
     def predict_volume(self, volume: Any, axis: int = 2, **kwargs: Any) -> Prediction:
         """Segment a 3D volume slice by slice along ``axis``.
 
         Args:
-            volume: ``(X, Y, Z)`` array/tensor or a NIfTI/``.npy`` path.
-            axis: Slicing axis.
+            volume: ``(X, Y, Z)`` array/tensor, a NIfTI/``.npy`` path or a
+                :class:`~universeg_plus.io.inputs.Named` one.
+            axis: Slicing axis (0, 1 or 2).
             **kwargs: As :meth:`predict`.
 
         Returns:
@@ -204,17 +253,105 @@ class Predictor:
         from .io.nifti import volume_slices
 
         support = self.support
-        vol = to_array(volume, "image") if not isinstance(volume, torch.Tensor) else volume.detach().cpu().numpy()
-        vol = np.asarray(vol)
-        if vol.ndim != 3:
-            raise ValueError(f"volume must be 3D, got shape {vol.shape}")
-        slices = volume_slices(vol, axis)
-        preds = self._run([slices[k] for k in range(len(slices))], support, **_predict_kwargs(kwargs))
-        ax = axis % 3
+        options = self.check_options(**_predict_kwargs(kwargs))
+        ax = as_count(axis, "axis", 0, 2)
+        name = volume.name if isinstance(volume, Named) else (str(volume) if isinstance(volume, (str, os.PathLike)) else "")
+        vol = volume_array(volume, "target volume", name)
+        slices = volume_slices(vol, ax)
+        where = f"{name or 'volume'} slice {{}} along axis {ax}"
+        arrays = [image_array(slices[k], "target", where.format(k)) for k in range(len(slices))]
+        preds = self._run(arrays, support, *options)
         mask = np.moveaxis(np.stack([p.mask for p in preds]), 0, ax)
         probs = np.stack([p.probabilities for p in preds])  # (D, H, W) or (D, C, H, W)
         probs = np.moveaxis(probs, 0, ax) if probs.ndim == 3 else np.moveaxis(np.moveaxis(probs, 1, 0), 1, ax + 1)
         return Prediction(probs, mask, preds[0].classes)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike | Named,
+        out_path: str | os.PathLike | None = None,
+        *,
+        axis: int = 2,
+        probabilities_path: str | os.PathLike | None = None,
+        **kwargs: Any,
+    ) -> Prediction:
+        """Segment an image or volume file and write the label map as the same kind of file, atomically.
+
+        PNG/JPEG/TIFF/BMP and 2D NPY -> PNG label map (values as they are: 0, 1, 2...); NIfTI ->
+        NIfTI label volume with the input's affine and header (integer dtype, no scaling); 3D NPY ->
+        NPY. Volumes are segmented slice by slice along ``axis``.
+
+        Args:
+            path: The file (or a :class:`~universeg_plus.io.inputs.Named` path).
+            out_path: Where to write; default ``<stem>_mask<suffix>`` beside the input. Its suffix may
+                also be another fitting kind (``.npy`` for any input, ``.nii``/``.nii.gz`` for volumes).
+            axis: Slicing axis of a volume.
+            probabilities_path: Also write the probabilities there as ``.npy`` (float32; a class axis
+                first for several labels).
+            **kwargs: As :meth:`predict`.
+
+        Returns:
+            The :class:`Prediction`, with ``path`` the file written.
+
+        Raises:
+            FileNotFoundError / ValueError: missing or unreadable file, an output suffix that does not
+                fit, an output that is the input, bad options. Nothing is written then.
+        """
+        self.check_options(**_predict_kwargs(kwargs))
+        src = read_input(path)
+        dest = Path(out_path) if out_path is not None else src.path.with_name(
+            f"{file_stem(src.path)}_mask{src.output_suffixes[0]}"
+        )
+        if not dest.name.lower().endswith(src.output_suffixes):
+            what = "volume" if src.is_volume else "2D image"
+            raise ValueError(
+                f"cannot write the mask of the {what} {src.name} to {dest.name}: the output must end in "
+                f"{', '.join(src.output_suffixes)}"
+            )
+        if dest.resolve() == src.path.resolve() or (
+            probabilities_path is not None and Path(probabilities_path).resolve() in (src.path.resolve(), dest.resolve())
+        ):
+            raise ValueError(f"refusing to overwrite {src.path}: choose another output path")
+        if probabilities_path is not None and not str(probabilities_path).lower().endswith(".npy"):
+            raise ValueError(f"probabilities_path must end in .npy, got {probabilities_path}")
+        named = Named(src.data, src.name)
+        pred = self.predict_volume(named, axis=axis, **kwargs) if src.is_volume else self.predict(named, **kwargs)
+        pred.path = write_labels(dest, pred.mask, src.nifti)
+        if probabilities_path is not None:
+            write_npy(probabilities_path, pred.probabilities)
+        return pred
+
+    def check_options(
+        self,
+        threshold: float = 0.5,
+        ensemble: int = 1,
+        support_size: int | None = None,
+        flips: bool = False,
+        seed: int = 0,
+    ) -> tuple[float, int, int | None, bool, int]:
+        """Check prediction options against the current support set without predicting.
+
+        Returns:
+            The options, normalised.
+
+        Raises:
+            RuntimeError: no support set. TypeError / ValueError: an option of the wrong type or out of
+            range (``ensemble=True`` is refused: bools are not counts).
+        """
+        support = self.support
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise TypeError(f"threshold must be a number in (0, 1), got {threshold!r} ({type(threshold).__name__})")
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        ensemble = as_count(ensemble, "ensemble", 1, note=" (the number of support subsets averaged)")
+        if support_size is not None:
+            support_size = as_count(support_size, "support_size", 1, len(support), " (the support set size)")
+        if not isinstance(flips, (bool, np.bool_)):
+            raise TypeError(f"flips must be True or False, got {flips!r} ({type(flips).__name__})")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+        self._subsets(support, ensemble, support_size, int(seed))
+        return float(threshold), ensemble, support_size, bool(flips), int(seed)
 
     # ------------------------------------------------------------------ internals
     def _run(
@@ -227,13 +364,10 @@ class Predictor:
         flips: bool = False,
         seed: int = 0,
     ) -> list[Prediction]:
-        if not 0.0 < float(threshold) < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        if not isinstance(ensemble, int) or ensemble < 1:
-            raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
+        """``targets``: ``(H, W)`` float32 finite images (from :func:`~universeg_plus.io.inputs.image_array`)."""
         subsets = self._subsets(support, ensemble, support_size, seed)
         classes = support.classes or [1]
-        x = torch.stack([preprocess_image(t, self.input_size, where=f"target #{i}") for i, t in enumerate(targets)])
+        x = torch.stack([standardize_image(torch.from_numpy(t), self.input_size)[None] for t in targets])
         probs = torch.stack(
             [self._probabilities(x, support.images, (support.masks == c).float(), subsets, flips) for c in classes],
             dim=1,
@@ -300,19 +434,8 @@ class Predictor:
         return total / weight
 
     def _forward_batches(self, x: torch.Tensor, si: torch.Tensor, sl: torch.Tensor) -> torch.Tensor:
-        s = si.shape[0]
-        b = self._fixed_b or max(1, self.max_pairs // s)
-        out = []
-        si_d, sl_d = si.to(self.device)[None], sl.to(self.device)[None]
-        for i in range(0, x.shape[0], b):
-            xb = x[i : i + b].to(self.device)
-            n = xb.shape[0]
-            if self._fixed_b and n < b:  # compiled for a fixed batch: pad with copies
-                xb = torch.cat([xb, xb[-1:].expand(b - n, *xb.shape[1:])])
-            bb = xb.shape[0]
-            logits = self.model(xb, si_d.expand(bb, *si_d.shape[1:]), sl_d.expand(bb, *sl_d.shape[1:]))
-            out.append(torch.sigmoid(logits[:n, 0].float()).cpu())
-        return torch.cat(out)
+        batching = {"batch_size": self._fixed_b, "pad_batch": True} if self._fixed_b else {"max_pairs": self.max_pairs}
+        return predict_probabilities(self.model, x, si, sl, device=self.device, **batching)[:, 0]
 
 
 def _predict_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -323,60 +446,46 @@ def _predict_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _target_array(x: Any, where: str) -> np.ndarray:
-    arr = np.asarray(to_array(x, "image"))
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    elif arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        return arr
-    if arr.ndim != 2:
+def _target_name(x: Any, i: int, batched: bool) -> str:
+    if isinstance(x, Named):
+        return x.name
+    if isinstance(x, (str, os.PathLike)):
+        return str(x)
+    return f"#{i}" if batched else ""
+
+
+def _load_named(name: str | None, pretrained: bool | None) -> nn.Module:
+    from .factory import create_model
+    from .registry import default_model_name, list_models
+
+    if pretrained is not None and not isinstance(pretrained, bool):
+        raise TypeError(f"pretrained must be True, False or None, got {pretrained!r}")
+    name = default_model_name() if name is None else name
+    if name not in list_models():
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+    with_weights = list_models(pretrained=True)
+    if pretrained is None and name not in with_weights:
         raise ValueError(
-            f"target {where if not isinstance(x, (str, bytes)) else x} must be a 2D image (H, W) or (H, W, 3), "
-            f"got shape {arr.shape}; for volumes use predict_volume"
+            f"model {name!r} has no pretrained weights, so its masks would be noise; models with weights: "
+            f"{', '.join(with_weights) or 'none'}. To use {name!r} with random weights anyway, pass "
+            "pretrained=False (CLI: --random-weights)"
         )
-    return arr
-
-
-def _target_list(targets: Any) -> list[Any]:
-    if isinstance(targets, (np.ndarray, torch.Tensor)):
-        t = targets[:, 0] if targets.ndim == 4 and targets.shape[1] == 1 else targets
-        if t.ndim != 3:
-            raise ValueError(f"stacked targets must have shape (N, H, W) or (N, 1, H, W), got {tuple(targets.shape)}")
-        return list(t)
-    if isinstance(targets, (list, tuple)):
-        if not targets:
-            raise ValueError("no targets given")
-        return list(targets)
-    raise TypeError(f"targets must be a list or a stacked array, got {type(targets).__name__}")
-
-
-def _targets(target: Any) -> tuple[list[np.ndarray], bool]:
-    if isinstance(target, (list, tuple)):
-        return [_target_array(t, f"#{i}") for i, t in enumerate(_target_list(target))], True
-    if isinstance(target, (np.ndarray, torch.Tensor)):
-        stacked_np = isinstance(target, np.ndarray) and target.ndim == 3 and target.shape[-1] not in (1, 3, 4)
-        stacked_t = isinstance(target, torch.Tensor) and (
-            target.ndim == 4 or (target.ndim == 3 and target.shape[0] not in (1, 3, 4))
-        )
-        if stacked_np or stacked_t:
-            return [_target_array(t, f"#{i}") for i, t in enumerate(_target_list(target))], True
-    return [_target_array(target, "")], False
-
-
-def _load_named(name: str) -> nn.Module:
-    from .registry import create_model
-
-    return create_model(name, pretrained="auto")
+    if pretrained is False:
+        log.warning("%r is randomly initialised (pretrained=False): its masks are meaningless", name)
+    else:
+        log.info("model %r with its pretrained weights", name)
+    return create_model(name, pretrained=pretrained is not False)
 
 
 def segment(
     target: Any,
     support_images: Sequence[Any],
     support_masks: Sequence[Any],
-    model: nn.Module | str = "universeg-v1",
+    model: nn.Module | str | None = None,
     device: str | torch.device | None = None,
+    *,
+    pretrained: bool | None = None,
+    max_labels: int | None = MAX_LABELS,
     **kwargs: Any,
 ) -> Prediction:
     """One call from images to a mask.
@@ -385,13 +494,18 @@ def segment(
         target: Image(s) to segment (see :meth:`Predictor.predict`).
         support_images: Labelled example images (arrays, tensors, PIL images or paths).
         support_masks: Their masks (binary or integer label maps).
-        model: A model or a registered name (``"universeg-v1"`` loads its pretrained weights).
+        model: A model, a registered name, or ``None`` for the best model with trained weights
+            (:func:`universeg_plus.registry.default_model_name`).
         device: Torch device.
+        pretrained: For a name without trained weights, ``False`` says random weights are wanted
+            (see :class:`Predictor`).
+        max_labels: Most labels one support mask may hold (``None``: no limit).
         **kwargs: ``threshold``, ``ensemble``, ``support_size``, ``flips``, ``seed``.
 
     Returns:
         :class:`Prediction` at the target's original size.
     """
-    predictor = Predictor(model, device=device)
-    support = SupportSet.from_arrays(support_images, support_masks, size=predictor.input_size)
-    return predictor.set_support(support).predict(target, **_predict_kwargs(kwargs))
+    predict_kwargs = _predict_kwargs(kwargs)
+    predictor = Predictor(model, device=device, pretrained=pretrained)
+    support = SupportSet.from_arrays(support_images, support_masks, size=predictor.input_size, max_labels=max_labels)
+    return predictor.set_support(support).predict(target, **predict_kwargs)

@@ -3,8 +3,10 @@
 Every image and mask goes through :mod:`universeg_plus.io.inputs` (grayscale, min-max to [0, 1],
 antialiased bilinear resize; masks per label with the same filter, largest weight wins), the same
 rules training and evaluation use. Masks are binary (bool, {0, 1}, or {0, 255} as in 8-bit PNG
-masks, read as {0, 1}) or integer label maps (0 = background); ``SupportSet.classes`` lists the
-foreground labels and :meth:`SupportSet.binary` gives the one-vs-rest set for one.
+masks, read as {0, 1}) or integer label maps (0 = background, at most ``max_labels`` labels);
+``SupportSet.classes`` lists the foreground labels and :meth:`SupportSet.binary` gives the
+one-vs-rest set for one. Errors name the example (``support image #3 (path)``, or the name of a
+:class:`~universeg_plus.io.inputs.Named` input).
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io.images import file_stem, is_volume, list_image_files, read_image
+from .io.images import file_stem, list_image_files
 from .io.inputs import (
+    MAX_LABELS,
     MaskResize,
-    as_image_2d,
-    as_label_map,
+    Named,
+    as_batch,
+    as_count,
     check_size,
-    describe,
     prepare_image,
     prepare_mask,
+    prepare_pairs,
+    read_input,
     to_array,
+    volume_array,
 )
 
-__all__ = ["MaskResize", "SupportSet", "preprocess_image", "prepare_mask", "to_array"]
+__all__ = ["MAX_LABELS", "MaskResize", "SupportSet", "preprocess_image", "prepare_mask", "to_array"]
 
 SampleStrategy = Literal["random", "balanced"]
 _FORMAT = "universeg_plus.SupportSet"
@@ -104,54 +110,33 @@ class SupportSet:
         size: Sequence[int] = (128, 128),
         mask_resize: MaskResize = "area",
         names: Sequence[str] | None = None,
+        *,
+        max_labels: int | None = MAX_LABELS,
     ) -> SupportSet:
         """Prepare pairs of images and masks.
 
         Args:
-            images: A list of images (arrays ``(H, W)``/``(H, W, 3)``, tensors, PIL images or paths),
-                or one stacked array/tensor ``(N, H, W)`` or ``(N, 1, H, W)``.
+            images: A list of images (arrays ``(H, W)``/``(H, W, 3)``, tensors, PIL images, paths or
+                :class:`~universeg_plus.io.inputs.Named`), or one stacked array/tensor ``(N, H, W)``
+                or ``(N, 1, H, W)``.
             masks: The matching masks, same forms (binary or integer label maps).
             size: Model input size ``(H, W)``.
-            mask_resize: ``"area"`` (area-average then majority) or ``"nearest"``.
-            names: Optional example names (default: file stems for paths, else indices).
+            mask_resize: ``"area"`` (each label's indicator resized, largest weight wins) or ``"nearest"``.
+            names: Optional example names (default: file stems for paths and named inputs, else indices).
+            max_labels: Most labels one mask may hold (more looks like an image given as a mask);
+                ``None``: no limit.
 
         Raises:
             ValueError: counts differ, empty set, an image and its mask differ in size, NaN/inf,
-                masks that are neither binary nor integer label maps, 3+D inputs, unreadable files.
+                masks that are neither binary nor integer label maps, too many labels, 3+D inputs,
+                unreadable files. Messages name the example.
         """
-        size = check_size(size)
-        if mask_resize not in ("area", "nearest"):
-            raise ValueError(f"mask_resize must be 'area' or 'nearest', got {mask_resize!r}")
-        img_list = _as_list(images, "images")
-        mask_list = _as_list(masks, "masks")
-        if len(img_list) != len(mask_list):
-            raise ValueError(f"got {len(img_list)} images but {len(mask_list)} masks; they must pair up")
-        if not img_list:
-            raise ValueError("the support set is empty: need at least one (image, mask) pair")
+        img_list, _ = as_batch(images, "support image", single=False)
+        mask_list, _ = as_batch(masks, "support mask", single=False)
         if names is None:
-            names = [
-                file_stem(i) if isinstance(i, (str, os.PathLike)) else str(k) for k, i in enumerate(img_list)
-            ]
-        label_maps, prepared, sizes = [], [], []
-        for k, (img, msk) in enumerate(zip(img_list, mask_list)):
-            where_i = describe(img) if isinstance(img, (str, os.PathLike)) else f"#{k}"
-            where_m = describe(msk) if isinstance(msk, (str, os.PathLike)) else f"#{k}"
-            image_arr = as_image_2d(to_array(img, "image"), "image", where_i)
-            labels = as_label_map(msk, where_m)
-            if image_arr.shape != labels.shape:
-                raise ValueError(
-                    f"image {where_i} has size {image_arr.shape} but its mask {where_m} has size {labels.shape}"
-                )
-            prepared.append(prepare_image(image_arr, size, where=where_i))
-            label_maps.append(labels)
-            sizes.append(tuple(image_arr.shape))
-        present = set()
-        for lab in label_maps:
-            present.update(np.unique(lab).tolist())
-        if present <= {0, 255} and 255 in present:
-            label_maps = [(lab == 255).astype(np.int64) for lab in label_maps]  # 8-bit binary PNG masks
-        mask_t = torch.stack([prepare_mask(lab, size, mask_resize) for lab in label_maps])
-        return cls(torch.stack(prepared), mask_t, sizes, names)
+            names = [_example_name(x, k) for k, x in enumerate(img_list)]
+        prepared, mask_t, sizes = prepare_pairs(img_list, mask_list, size, mask_resize, max_labels=max_labels)
+        return cls(prepared, mask_t, sizes, names)
 
     @classmethod
     def from_paths(
@@ -160,12 +145,14 @@ class SupportSet:
         mask_paths: Sequence[str | os.PathLike],
         size: Sequence[int] = (128, 128),
         mask_resize: MaskResize = "area",
+        *,
+        max_labels: int | None = MAX_LABELS,
     ) -> SupportSet:
         """Read image/mask files (PNG/JPEG/TIFF/BMP/NPY/2D NIfTI) pairwise; see :meth:`from_arrays`."""
         image_paths, mask_paths = list(image_paths), list(mask_paths)
         if len(image_paths) != len(mask_paths):
             raise ValueError(f"got {len(image_paths)} image paths but {len(mask_paths)} mask paths")
-        return cls.from_arrays(image_paths, mask_paths, size, mask_resize)
+        return cls.from_arrays(image_paths, mask_paths, size, mask_resize, max_labels=max_labels)
 
     @classmethod
     def from_folder(
@@ -176,6 +163,8 @@ class SupportSet:
         mask_resize: MaskResize = "area",
         axis: int = 2,
         max_slices: int | None = 16,
+        *,
+        max_labels: int | None = MAX_LABELS,
     ) -> SupportSet:
         """Images and masks from two folders matched by file stem.
 
@@ -187,6 +176,7 @@ class SupportSet:
             mask_resize: See :meth:`from_arrays`.
             axis: Slicing axis for 3D volumes (NIfTI or 3D ``.npy``) in the folders.
             max_slices: Foreground slices taken per volume (see :meth:`from_volume`).
+            max_labels: See :meth:`from_arrays`.
 
         Raises:
             FileNotFoundError: a folder is missing.
@@ -209,19 +199,23 @@ class SupportSet:
         flat_i: list[Path] = []
         flat_m: list[Path] = []
         for stem in sorted(imgs):
-            img = read_image(imgs[stem])
-            if is_volume(img, imgs[stem]):
+            img = read_input(imgs[stem], "support image")
+            if img.is_volume:
+                mask = volume_array(msks[stem], "support mask")
                 parts.append(
                     cls.from_volume(
-                        img, read_image(msks[stem]), axis=axis, max_slices=max_slices, size=size,
-                        mask_resize=mask_resize, name=stem,
+                        Named(img.data, img.name), Named(mask, msks[stem].name), axis=axis, max_slices=max_slices,
+                        size=size, mask_resize=mask_resize, name=stem, max_labels=max_labels,
                     )
                 )
             else:
-                flat_i.append(imgs[stem])
+                flat_i.append(Named(img.data, str(imgs[stem])))
                 flat_m.append(msks[stem])
         if flat_i:
-            parts.insert(0, cls.from_arrays(flat_i, flat_m, size, mask_resize))
+            parts.insert(
+                0, cls.from_arrays(flat_i, flat_m, size, mask_resize, [file_stem(p.name) for p in flat_i],
+                                   max_labels=max_labels)
+            )
         return cls.concat(parts)
 
     @classmethod
@@ -235,6 +229,8 @@ class SupportSet:
         size: Sequence[int] = (128, 128),
         mask_resize: MaskResize = "area",
         name: str = "slice",
+        *,
+        max_labels: int | None = MAX_LABELS,
     ) -> SupportSet:
         """Slices of a labelled 3D volume that contain foreground.
 
@@ -248,21 +244,20 @@ class SupportSet:
             size: Model input size.
             mask_resize: See :meth:`from_arrays`.
             name: Prefix of the example names (``{name}_{axis}_{index}``).
+            max_labels: See :meth:`from_arrays`.
 
         Raises:
             ValueError: shapes differ, not 3D, or no slice has foreground.
         """
         from .io.nifti import volume_slices
 
-        vol = to_array(image, "image") if isinstance(image, (str, os.PathLike)) else np.asarray(image)
-        lab = to_array(labels, "mask") if isinstance(labels, (str, os.PathLike)) else np.asarray(labels)
-        where = str(image) if isinstance(image, (str, os.PathLike)) else repr(name)
-        if vol.ndim != 3:
-            raise ValueError(f"volume {where} must be 3D, got shape {vol.shape}")
+        vol = volume_array(image, "support volume")
+        lab = volume_array(labels, "support label volume")
+        where = _volume_name(image, name)
         if vol.shape != lab.shape:
-            raise ValueError(f"volume {where} has shape {vol.shape} but its labels have shape {lab.shape}")
-        if max_slices is not None and max_slices < 1:
-            raise ValueError(f"max_slices must be >= 1 or None, got {max_slices}")
+            raise ValueError(f"support volume {where} has shape {vol.shape} but its labels have shape {lab.shape}")
+        if max_slices is not None:
+            as_count(max_slices, "max_slices")
         v_slices = volume_slices(vol, axis)
         l_slices = volume_slices(lab, axis)
         fg = [k for k in range(len(l_slices)) if int(np.count_nonzero(l_slices[k])) >= min_foreground]
@@ -272,7 +267,12 @@ class SupportSet:
             picks = np.linspace(0, len(fg) - 1, max_slices).round().astype(int)
             fg = [fg[i] for i in picks]
         names = [f"{name}_{axis % 3}_{k:04d}" for k in fg]
-        return cls.from_arrays([v_slices[k] for k in fg], [l_slices[k] for k in fg], size, mask_resize, names)
+        slice_of = f"of {where} along axis {axis % 3}"
+        return cls.from_arrays(
+            [Named(v_slices[k], f"slice {k} {slice_of}") for k in fg],
+            [Named(l_slices[k], f"slice {k} {slice_of}") for k in fg],
+            size, mask_resize, names, max_labels=max_labels,
+        )
 
     @classmethod
     def concat(cls, sets: Sequence[SupportSet]) -> SupportSet:
@@ -368,8 +368,7 @@ class SupportSet:
 
     def _sample_indices(self, k: int, strategy: str, gen: torch.Generator) -> list[int]:
         n = len(self)
-        if not isinstance(k, int) or not 1 <= k <= n:
-            raise ValueError(f"k must be an integer in 1..{n} (the support set size), got {k!r}")
+        k = as_count(k, "k", 1, n, " (the support set size)")
         if strategy == "random":
             return torch.randperm(n, generator=gen)[:k].tolist()
         if strategy != "balanced":
@@ -401,10 +400,8 @@ class SupportSet:
 
     def ensemble_indices(self, n: int, k: int, seed: int = 0, strategy: SampleStrategy = "random") -> list[list[int]]:
         """The index lists :meth:`ensembles` uses."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        if not isinstance(k, int) or not 1 <= k <= len(self):
-            raise ValueError(f"k must be an integer in 1..{len(self)} (the support set size), got {k!r}")
+        n = as_count(n, "n", 1, note=" (the number of subsets)")
+        k = as_count(k, "k", 1, len(self), " (the support set size)")
         possible = math.comb(len(self), k)
         if n > possible:
             raise ValueError(
@@ -429,7 +426,7 @@ class SupportSet:
         """Write the prepared set to one ``.safetensors`` file (tensors + JSON metadata), atomically."""
         from safetensors.torch import save_file
 
-        from .io.images import atomic_path
+        from .io.atomic import atomic_path
 
         tensors = {
             "images": self.images,
@@ -475,15 +472,13 @@ class SupportSet:
         return cls(tensors["images"], tensors["masks"], tensors["original_sizes"].tolist(), names)
 
 
-def _as_list(x: Any, name: str) -> list[Any]:
-    if isinstance(x, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a list of images or a stacked array, got a single path {x!s}")
-    if isinstance(x, (np.ndarray, torch.Tensor)):
-        if x.ndim == 4 and x.shape[1] == 1:
-            x = x[:, 0]
-        if x.ndim != 3:
-            raise ValueError(f"stacked {name} must have shape (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
-        return list(x)
-    if isinstance(x, Sequence):
-        return list(x)
-    raise TypeError(f"{name} must be a list or a stacked array/tensor, got {type(x).__name__}")
+def _example_name(x: Any, k: int) -> str:
+    if isinstance(x, Named):
+        return file_stem(x.name)
+    return file_stem(x) if isinstance(x, (str, os.PathLike)) else str(k)
+
+
+def _volume_name(x: Any, name: str) -> str:
+    if isinstance(x, Named):
+        return x.name
+    return str(x) if isinstance(x, (str, os.PathLike)) else repr(name)

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model", default=None, metavar="NAME",
-        help="model selected at start (default: the first with pretrained weights, else universeg-small)",
+        help="model selected at start (default: universeg_plus.default_model_name(), the best model with "
+        "pretrained weights; only models with weights are offered)",
     )
     parser.add_argument(
         "--examples", default=None, metavar="DIR",

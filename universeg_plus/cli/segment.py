@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+
+from ..io.inputs import MAX_LABELS
 
 COMMAND = "segment"
 HELP = "segment 2D images or NIfTI volumes from a few labelled examples"
@@ -13,7 +16,11 @@ Segment every target image (PNG/JPEG/TIFF/BMP/NPY) or volume (NIfTI, 3D NPY) fro
 labelled examples. Support images and masks are matched by file stem; masks are binary or integer
 label maps (0 = background), and several labels are segmented one-vs-rest. Outputs go to --out with
 the target's stem: <stem>.png for 2D images (label values as stored, e.g. 0/1), <stem>.nii.gz for
-NIfTI volumes (affine and header of the input, integer dtype), <stem>.npy for NPY volumes.
+NIfTI files (affine and header of the input, integer dtype), <stem>.npy for NPY volumes.
+The model defaults to the best one with trained weights; a model without weights needs
+--random-weights. A target that cannot be segmented does not stop the others: failures are listed
+at the end and the exit code is 1 (2 for errors that stop the whole run, such as a bad support set).
+Outputs are written atomically, so --skip-existing resumes a batch that was killed half-way.
 Example:
   universeg-plus segment --support-images sup/images --support-masks sup/masks \\
       --target scans/ --out predictions/ --ensemble 4 --support-size 8
@@ -49,9 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="DIR", help="output folder (created; files are written atomically)"
     )
     parser.add_argument(
-        "--model", default="universeg-v1", metavar="NAME",
-        help="registered model name (see `universeg-plus models`); pretrained weights are loaded when "
-        "declared, otherwise it warns that the weights are random (default: universeg-v1)",
+        "--model", default=None, metavar="NAME",
+        help="registered model name (see `universeg-plus models`), loaded with its pretrained weights "
+        "(default: the best model that has weights, universeg_plus.default_model_name())",
+    )
+    parser.add_argument(
+        "--random-weights", action="store_true",
+        help="allow a --model without pretrained weights, randomly initialised (its masks are meaningless)",
+    )
+    parser.add_argument(
+        "--skip-existing", action="store_true",
+        help="skip targets whose outputs already exist (outputs are written atomically, so they are complete)",
+    )
+    parser.add_argument(
+        "--max-labels", type=_positive, default=MAX_LABELS, metavar="N",
+        help=f"most labels a support mask may hold; more looks like an image given as a mask (default: {MAX_LABELS})",
     )
     parser.add_argument(
         "--ensemble", type=_positive, default=1, metavar="N",
@@ -92,11 +111,30 @@ def _targets(path: Path) -> list[Path]:
     return [path]
 
 
+def _outputs(targets: list[Path], out_dir: Path, probabilities: bool) -> list[tuple[Path, Path | None]]:
+    from ..io.images import file_stem
+    from ..io.inputs import output_suffix
+
+    outs = []
+    for path in targets:
+        try:
+            suffix = output_suffix(path)
+        except ValueError:  # unreadable: reported when segmenting
+            suffix = ".png"
+        stem = file_stem(path)
+        outs.append((out_dir / f"{stem}{suffix}", out_dir / f"{stem}_prob.npy" if probabilities else None))
+    seen: dict[Path, Path] = {}
+    for path, (dest, _) in zip(targets, outs):
+        if dest in seen:
+            raise ValueError(f"targets {seen[dest].name} and {path.name} would both be written to {dest}; rename one")
+        seen[dest] = path
+    return outs
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..io.images import file_stem, is_volume, read_image, write_npy, write_png
-    from ..io.nifti import read_nifti, write_label_nifti
+    from ..io.atomic import clean_stale_partials
     from ..predictor import Predictor
     from ..support import SupportSet
 
@@ -107,41 +145,48 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
     targets = _targets(Path(args.target))
-    predictor = Predictor(args.model, device=args.device)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out must be a folder, but {out_dir} is a file")
+    outputs = _outputs(targets, out_dir, args.save_probabilities)
+    predictor = Predictor(args.model, device=args.device, pretrained=False if args.random_weights else None)
     if args.support_set is not None:
         support = SupportSet.load(args.support_set)
     else:
         support = SupportSet.from_folder(
             args.support_images, args.support_masks, size=predictor.input_size, axis=args.axis,
-            max_slices=args.support_slices,
+            max_slices=args.support_slices, max_labels=args.max_labels,
         )
     predictor.set_support(support)
     log.info("support set: %d examples, classes %s", len(support), support.classes)
-    out_dir = Path(args.out)
     options = dict(
         threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size,
         flips=args.flips, seed=args.seed,
     )
-    for path in tqdm(targets, desc="segment", unit="target", disable=len(targets) < 2):
-        stem = file_stem(path)
-        nifti = path.name.lower().endswith((".nii", ".nii.gz"))
-        if nifti:
-            data, ref = read_nifti(path)
-        else:
-            data, ref = read_image(path), None
-        if is_volume(data, path):
-            pred = predictor.predict_volume(data, axis=args.axis, **options)
-        else:
-            squeezed = data.reshape(data.shape[:2]) if nifti and data.ndim == 3 else data
-            pred = predictor.predict(squeezed, **options)
-        if nifti:
-            dest = write_label_nifti(out_dir / f"{stem}.nii.gz", pred.mask.reshape(data.shape), ref)
-        elif pred.mask.ndim == 3:
-            dest = write_npy(out_dir / f"{stem}.npy", pred.mask)
-        else:
-            dest = write_png(out_dir / f"{stem}.png", pred.mask)
-        if args.save_probabilities:
-            write_npy(out_dir / f"{stem}_prob.npy", pred.probabilities)
+    predictor.check_options(**options)  # a bad option stops the run before any output
+    for stale in clean_stale_partials(out_dir):
+        log.info("removed a stale temporary: %s", stale)
+    failures: list[tuple[Path, str]] = []
+    skipped = 0
+    for path, (dest, prob) in tqdm(list(zip(targets, outputs)), desc="segment", unit="target",
+                                   disable=len(targets) < 2):
+        if args.skip_existing and dest.is_file() and (prob is None or prob.is_file()):
+            skipped += 1
+            log.info("%s: %s exists, skipped", path.name, dest)
+            continue
+        try:
+            pred = predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, **options)
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            failures.append((path, str(exc)))
+            log.warning("%s failed: %s", path.name, exc)
+            continue
         fg = float((pred.mask != 0).mean())
-        print(f"{path.name} -> {dest} (foreground {100 * fg:.1f}%)")
+        print(f"{path.name} -> {pred.path} (foreground {100 * fg:.1f}%)")
+    if skipped:
+        print(f"skipped {skipped} target(s) whose outputs exist (--skip-existing)")
+    if failures:
+        print(f"universeg-plus segment: {len(failures)} of {len(targets)} target(s) failed:", file=sys.stderr)
+        for path, reason in failures:
+            print(f"  {path.name}: {reason}", file=sys.stderr)
+        return 1
     return 0

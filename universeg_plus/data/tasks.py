@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..io.atomic import atomic_path
-from ..io.inputs import as_image_2d, as_label_map, resize_indicators, standardize_image, to_array
+from ..io.inputs import as_label_map, image_array, resize_indicators, standardize_image
 
 __all__ = [
     "DEFAULT_VAL_TASKS",
@@ -278,9 +278,7 @@ def _resize_masks(
 
 def _read_pair(image_path: Path, mask_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """An image ``(H, W)`` float32 and its label map ``(H, W)`` int64, read by the predictor's rules."""
-    img = as_image_2d(to_array(image_path, "image"), "image", str(image_path)).astype("float32")
-    if not np.isfinite(img).all():
-        raise ValueError(f"image {image_path} contains NaN or inf values")
+    img = image_array(image_path, "image", str(image_path))
     lab = as_label_map(mask_path, str(mask_path))
     if img.shape != lab.shape:
         raise ValueError(f"image {image_path} is {tuple(img.shape)} but its mask is {tuple(lab.shape)}")

@@ -1,6 +1,6 @@
 """Reading and writing images and volumes (atomic writes)."""
 
-from .atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_text, clean_stale_partials
 from .images import (
     IMAGE_SUFFIXES,
     NIFTI_SUFFIXES,
@@ -10,6 +10,7 @@ from .images import (
     overlay_mask,
     read_image,
     write_image,
+    write_labels,
     write_npy,
     write_png,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "clean_stale_partials",
     "file_stem",
     "is_volume",
     "label_dtype",
@@ -31,6 +33,7 @@ __all__ = [
     "volume_slices",
     "write_image",
     "write_label_nifti",
+    "write_labels",
     "write_nifti",
     "write_npy",
     "write_png",

@@ -1,7 +1,7 @@
 """2D image files: read PNG/JPEG/TIFF/BMP/NPY (and 2D NIfTI slices), write PNG/NPY atomically.
 
 Readers return NumPy arrays as stored: ``(H, W)`` or ``(H, W, C)``; no normalisation happens here
-(that is :func:`universeg_plus.support.preprocess_image`). Writers never leave a half-written
+(that is :mod:`universeg_plus.io.inputs`). Writers never leave a half-written
 file: they write a temporary file in the destination folder and ``os.replace`` it into place.
 """
 
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .atomic import _suffix, atomic_path
+from .atomic import atomic_path
+from .errors import UnreadableFile
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
+    "UnreadableFile",
     "atomic_path",
     "file_stem",
     "is_volume",
@@ -24,6 +27,7 @@ __all__ = [
     "overlay_mask",
     "read_image",
     "write_image",
+    "write_labels",
     "write_npy",
     "write_png",
 ]
@@ -31,6 +35,11 @@ __all__ = [
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (*PIL_SUFFIXES, ".npy", *NIFTI_SUFFIXES)
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 def file_stem(path: str | os.PathLike) -> str:
@@ -86,25 +95,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not p.is_file():
         raise FileNotFoundError(f"no such file: {p}")
     suffix = _suffix(p)
-    try:
-        if suffix in PIL_SUFFIXES:
-            return _read_pil(p)
-        if suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif suffix in NIFTI_SUFFIXES:
-            from .nifti import read_nifti
+    if suffix in NIFTI_SUFFIXES:
+        from .nifti import read_nifti
 
-            arr, _ = read_nifti(p)
-        else:
-            raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}")
-    except ValueError as exc:
-        if str(p) in str(exc):
-            raise
-        raise ValueError(f"cannot read {p}: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read {p}: {exc}") from exc
+        return read_nifti(p)[0]
+    if suffix not in IMAGE_SUFFIXES:
+        raise UnreadableFile(p, f"unsupported file type {suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}")
+    if suffix in PIL_SUFFIXES:
+        return _read_pil(p)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
+        raise UnreadableFile(p, str(exc)) from exc
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise ValueError(f"cannot read {p}: expected a numeric array, got {getattr(arr, 'dtype', type(arr))}")
+        raise UnreadableFile(p, f"expected a numeric array, got {getattr(arr, 'dtype', type(arr))}")
     return arr
 
 
@@ -122,7 +126,9 @@ def _read_pil(p: Path) -> np.ndarray:
                 img = img.convert("RGB" if img.mode != "LA" else "L")
             arr = np.array(img)
     except Exception as exc:  # Pillow raises many types for corrupt files
-        raise ValueError(f"cannot read image {p}: {exc}") from exc
+        raise UnreadableFile(p, str(exc)) from exc
+    if arr.dtype.kind not in "biuf":
+        raise UnreadableFile(p, f"expected numeric pixels, got dtype {arr.dtype}")
     return arr
 
 
@@ -192,6 +198,26 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     if suffix == ".npy":
         return write_npy(path, array)
     raise ValueError(f"cannot write {path}: unsupported suffix {suffix!r} (use .png or .npy; NIfTI: write_nifti)")
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, reference: Any | None = None) -> Path:
+    """Write an integer label map or volume by suffix, atomically.
+
+    ``.png`` (2D, values as they are), ``.npy``, or ``.nii``/``.nii.gz`` (through
+    :func:`universeg_plus.io.nifti.write_label_nifti`, keeping ``reference``'s affine and header;
+    ``labels`` is reshaped to the reference's shape, so a 2D map fits an ``(X, Y, 1)`` volume).
+
+    Raises:
+        ValueError: unsupported suffix, or labels that do not fit the format.
+    """
+    if Path(path).name.lower().endswith(NIFTI_SUFFIXES):
+        from .nifti import write_label_nifti
+
+        lab = np.asarray(labels)
+        if reference is not None and lab.size == int(np.prod(reference.shape)):
+            lab = lab.reshape(reference.shape)
+        return write_label_nifti(path, lab, reference)
+    return write_image(path, labels)
 
 
 _COLOURS = np.array(

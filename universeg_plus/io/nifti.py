@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import UnreadableFile
 
 __all__ = ["label_dtype", "read_nifti", "volume_slices", "write_nifti", "write_label_nifti"]
 
@@ -43,7 +44,9 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, Any]:
         raw_int = np.dtype(img.get_data_dtype()).kind in "iub" and slope == 1 and inter == 0
         data = np.asarray(img.dataobj) if raw_int else img.get_fdata()
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise ValueError(f"cannot read NIfTI file {p}: {exc}") from exc
+        raise UnreadableFile(p, f"not a readable NIfTI file ({exc})") from exc
+    if data.dtype.kind not in "biuf":
+        raise UnreadableFile(p, f"expected numeric voxels, got dtype {data.dtype}")
     return data, img
 
 
