@@ -86,10 +86,13 @@ def test_example_bad_input(tmp_path, capsys):
     assert "--support-size must be below" in capsys.readouterr().err
 
 
-def test_quickstart_runs(tmp_path):
+def test_quickstart_runs_and_writes_only_into_out(tmp_path):
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "segment(): (" in proc.stdout and (tmp_path / "mni152_support.safetensors").is_file()
+    assert "segment(): (" in proc.stdout and (out / "mni152_support.safetensors").is_file()
+    assert list(cwd.iterdir()) == [], "quickstart must not write into the working directory"
