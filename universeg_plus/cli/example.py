@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..data.examples import default_examples_dir
-    from ..io.figures import overlay_figure
+    from ..io.overlays import overlay_figure
     from ..io.images import file_stem, list_image_files, read_image, write_png
     from ..metrics import dice
     from ..predictor import Predictor

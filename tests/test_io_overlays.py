@@ -1,11 +1,11 @@
-"""Overlay figures (universeg_plus.io.figures.overlay_figure): size, upscaling, titles and legend."""
+"""Overlay figures (universeg_plus.io.overlays.overlay_figure): size, upscaling, titles and legend."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from universeg_plus.io.figures import overlay_figure
+from universeg_plus.io.overlays import overlay_figure
 from universeg_plus.io.images import label_colour, overlay_mask
 
 WHITE = np.array([255, 255, 255])
