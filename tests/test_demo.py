@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shutil
 import socket
@@ -451,48 +452,56 @@ def _chromium_or_skip() -> Path:
     return path
 
 
-def test_browser_upload_segment_and_screenshot(empty_app_url, tmp_path):
+@contextlib.contextmanager
+def _browser_page(url: str, width: int, height: int = 1000):
+    """A headless Chromium page opened on ``url``; yields ``(page, outside)``, ``outside`` collecting
+    every request the page makes to an address other than 127.0.0.1."""
     chromium = _chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    app_url = empty_app_url
-
-    task = DATA / "dsb2018_nuclei_crops"
-    files = sorted((task / "images").glob("*.png"))
-    masks = [task / "masks" / p.name for p in files]
     outside: list[str] = []
     with sync_playwright() as p:
         browser = launch_chromium(p, chromium)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
                     else outside.append(r.url))
-            page.goto(app_url, wait_until="networkidle")
-            expect(page.locator("#weights-warning-box")).to_contain_text("Random weights")
-
-            # a bad upload: a message in the page, and the page keeps working
-            page.locator("#support-images input[type=file]").set_input_files([str(f) for f in files[:3]])
-            page.locator("#support-masks input[type=file]").set_input_files([str(m) for m in masks[:2]])
-            page.locator("#target input[type=file]").set_input_files(str(files[5]))
-            expect(page.locator("#target")).to_contain_text(files[5].stem)
-            expect(page.locator("#support-masks")).to_contain_text(masks[1].stem)
-            page.locator("#segment").click()
-            expect(page.get_by_text("got 3 support image(s) but 2 mask(s)")).to_be_visible(timeout=20_000)
-
-            # a second upload adds to the files already there: add the missing mask
-            page.locator("#support-masks input[type=file]").set_input_files(str(masks[2]))
-            expect(page.locator("#support-masks tr")).to_have_count(3)
-            page.locator("#segment").click()
-            overlay = page.locator("#overlay img")
-            expect(overlay).to_be_visible(timeout=30_000)
-            expect(page.locator("#summary")).to_contain_text("Predicted pixels")
-            expect(page.locator("#downloads")).to_contain_text(f"{files[5].stem}_mask")
-            size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            assert size == [112, 96], "the overlay keeps the target's size"
-            shot = tmp_path / "demo.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.goto(url, wait_until="networkidle")
+            yield page, outside
         finally:
             browser.close()
+
+
+def test_browser_upload_segment_and_screenshot(empty_app_url, tmp_path):
+    task = DATA / "dsb2018_nuclei_crops"
+    files = sorted((task / "images").glob("*.png"))
+    masks = [task / "masks" / p.name for p in files]
+    with _browser_page(empty_app_url, 1280) as (page, outside):
+        from playwright.sync_api import expect
+
+        expect(page.locator("#weights-warning-box")).to_contain_text("Random weights")
+
+        # a bad upload: a message in the page, and the page keeps working
+        page.locator("#support-images input[type=file]").set_input_files([str(f) for f in files[:3]])
+        page.locator("#support-masks input[type=file]").set_input_files([str(m) for m in masks[:2]])
+        page.locator("#target input[type=file]").set_input_files(str(files[5]))
+        expect(page.locator("#target")).to_contain_text(files[5].stem)
+        expect(page.locator("#support-masks")).to_contain_text(masks[1].stem)
+        page.locator("#segment").click()
+        expect(page.get_by_text("got 3 support image(s) but 2 mask(s)")).to_be_visible(timeout=20_000)
+
+        # a second upload adds to the files already there: add the missing mask
+        page.locator("#support-masks input[type=file]").set_input_files(str(masks[2]))
+        expect(page.locator("#support-masks tr")).to_have_count(3)
+        page.locator("#segment").click()
+        overlay = page.locator("#overlay img")
+        expect(overlay).to_be_visible(timeout=30_000)
+        expect(page.locator("#summary")).to_contain_text("Predicted pixels")
+        expect(page.locator("#downloads")).to_contain_text(f"{files[5].stem}_mask")
+        size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [112, 96], "the overlay keeps the target's size"
+        shot = tmp_path / "demo.png"
+        page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not _OUTBOUND
@@ -500,32 +509,22 @@ def test_browser_upload_segment_and_screenshot(empty_app_url, tmp_path):
 
 def test_browser_page_opens_with_the_example_loaded_and_segment_in_view(app_url):
     """At 1400x1000 the first example task is already loaded and the Segment button is on screen."""
-    chromium = _chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
-
     first = next(iter(logic.list_example_tasks(DATA).values()))
     images, masks, target, reference = first.selection()
-    outside: list[str] = []
-    with sync_playwright() as p:
-        browser = launch_chromium(p, chromium)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-                    else outside.append(r.url))
-            page.goto(app_url, wait_until="networkidle")
-            expect(page.locator("#support-images tr")).to_have_count(len(images))
-            expect(page.locator("#support-masks tr")).to_have_count(len(masks))
-            for path in images:
-                expect(page.locator("#support-images")).to_contain_text(path.stem)
-            expect(page.locator("#target")).to_contain_text(target.stem)
-            expect(page.locator("#reference")).to_contain_text(reference.stem)
-            button = page.locator("#segment").bounding_box()
-            assert button is not None and 0 <= button["y"] and button["y"] + button["height"] <= 1000, button
-            assert page.evaluate("window.scrollY") == 0
-            page.locator("#segment").click()  # no upload needed: the example is the input
-            expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
-            expect(page.locator("#summary")).to_contain_text("Dice")
-        finally:
-            browser.close()
+    with _browser_page(app_url, 1400, 1000) as (page, outside):
+        from playwright.sync_api import expect
+
+        expect(page.locator("#support-images tr")).to_have_count(len(images))
+        expect(page.locator("#support-masks tr")).to_have_count(len(masks))
+        for path in images:
+            expect(page.locator("#support-images")).to_contain_text(path.stem)
+        expect(page.locator("#target")).to_contain_text(target.stem)
+        expect(page.locator("#reference")).to_contain_text(reference.stem)
+        button = page.locator("#segment").bounding_box()
+        assert button is not None and 0 <= button["y"] and button["y"] + button["height"] <= 1000, button
+        assert page.evaluate("window.scrollY") == 0
+        page.locator("#segment").click()  # no upload needed: the example is the input
+        expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
+        expect(page.locator("#summary")).to_contain_text("Dice")
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not _OUTBOUND
