@@ -1,9 +1,10 @@
 """Retake the README's screenshot of the demo: ``python demo/screenshot.py [--out docs/images/demo.png]``.
 
-Serves the demo on 127.0.0.1, opens it in Debian's headless Chromium (Playwright), loads a bundled
-example task, presses Segment and saves the page. Retake it whenever the page or the default model
-changes (e.g. once pretrained weights are declared). Needs the [demo] extra, playwright and
-/usr/bin/chromium; no request leaves the machine.
+Serves the demo on 127.0.0.1, opens it in Debian's headless Chromium (Playwright) at 1400x1000, where
+the first bundled example task is already loaded (``--task`` picks another), presses Segment and saves
+the page. Retake it whenever the page or the default model changes. Needs the [demo] extra, playwright
+and Debian's chromium or chromium-headless-shell (:mod:`universeg_plus.demo.browser`); no request
+leaves the machine.
 """
 
 from __future__ import annotations
@@ -21,13 +22,9 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from universeg_plus.demo import launch  # noqa: E402
+from universeg_plus.demo.browser import find_chromium, launch_chromium  # noqa: E402
 
 log = logging.getLogger("demo.screenshot")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 
 def _free_port() -> int:
@@ -36,8 +33,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def take_screenshot(out: Path, task: str, model: str | None, width: int, chromium: str) -> Path:
-    """Serve the demo, segment ``task`` in the browser and save the page as PNG at ``out``."""
+def take_screenshot(
+    out: Path, task: str | None, model: str | None, width: int, height: int, chromium: str | Path
+) -> Path:
+    """Serve the demo, segment ``task`` (default: the one loaded at start) and save the page as PNG at ``out``."""
     from PIL import Image
     from playwright.sync_api import expect, sync_playwright
 
@@ -45,13 +44,14 @@ def take_screenshot(out: Path, task: str, model: str | None, width: int, chromiu
     demo = launch(port=port, block=False, default_model=model)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            browser = launch_chromium(p, chromium)
             try:
-                page = browser.new_page(viewport={"width": width, "height": 900})
+                page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
-                page.locator("#example-task input").click()
-                page.get_by_role("option", name=task).click()
-                page.locator("#load-example").click()
+                if task is not None:
+                    page.locator("#example-task input").click()
+                    page.get_by_role("option", name=task).click()
+                    page.locator("#load-example").click()
                 expect(page.locator("#reference")).to_contain_text(".png", timeout=30_000)
                 page.locator("#segment").click()
                 expect(page.locator("#overlay img")).to_be_visible(timeout=300_000)
@@ -75,16 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options and take the screenshot; returns the exit code."""
     parser = argparse.ArgumentParser(prog="demo/screenshot.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/images/demo.png"), help="PNG to write")
-    parser.add_argument("--task", default="mni152_coronal_tissue", help="bundled example task to segment")
+    parser.add_argument(
+        "--task", default=None, help="bundled example task to segment (default: the one loaded when the page opens)"
+    )
     parser.add_argument("--model", default=None, help="model to select (default: the demo's default)")
-    parser.add_argument("--width", type=int, default=1280, help="browser width in pixels (default: 1280)")
-    parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    parser.add_argument("--width", type=int, default=1400, help="browser width in pixels (default: 1400)")
+    parser.add_argument("--height", type=int, default=1000, help="browser height in pixels (default: 1000)")
+    parser.add_argument(
+        "--chromium", default=None, help="Chromium executable (default: chromium or chromium-headless-shell on PATH)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not Path(args.chromium).exists():
-        print(f"error: Chromium not found at {args.chromium} (apt-get install chromium)", file=sys.stderr)
+    chromium = args.chromium or find_chromium()
+    if chromium is None or not Path(chromium).exists():
+        print(f"error: Chromium not found ({chromium or 'none on PATH'}; apt-get install chromium-headless-shell)",
+              file=sys.stderr)
         return 2
-    path = take_screenshot(args.out, args.task, args.model, args.width, args.chromium)
+    path = take_screenshot(args.out, args.task, args.model, args.width, args.height, chromium)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 

@@ -11,7 +11,8 @@ VENV=${VENV:-.venv}
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-# torch first and pinned, so pip never resolves a multi-GB CUDA build on a CPU machine.
-python -m pip install -q torch==2.13.0
+# torch first and pinned: the CPU build where no GPU is present (see .ci/install_torch.sh), so pip
+# never resolves a multi-GB CUDA build on a CPU machine.
+bash .ci/install_torch.sh
 python -m pip install -q -c .ci/constraints.txt -e .
 universeg-plus example "$@"

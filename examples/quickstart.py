@@ -1,14 +1,16 @@
 """Quickstart: segment the bundled MNI152 slices from five labelled ones with the Python API.
 
-    python examples/quickstart.py [--model NAME]
+    python examples/quickstart.py [--model NAME] [--out DIR]
 
 Uses the pretrained weights declared for the model (random weights otherwise, with a warning).
+Writes one file, the prepared support set, into --out (default: a new temporary folder).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,13 @@ def main() -> None:
     parser.add_argument(
         "--model", default=up.default_model_name(), help="registered model name (default: %(default)s)"
     )
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="folder for the saved support set (created if needed; default: a new temporary folder)",
+    )
     args = parser.parse_args()
+    out = args.out if args.out is not None else Path(tempfile.mkdtemp(prefix="universeg_plus_quickstart_"))
+    out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING)
 
     images = list_image_files(TASK / "images")
@@ -53,7 +61,7 @@ def main() -> None:
         print(images[i].name, {c: round(m["dice"], 3) for c, m in scores.items()})
 
     # 3. save the prepared support set so a site can reuse it without the original files
-    path = support.save(Path("mni152_support.safetensors"))
+    path = support.save(out / "mni152_support.safetensors")
     print("saved", path, "->", up.SupportSet.load(path))
 
 

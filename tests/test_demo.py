@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shutil
 import socket
@@ -17,6 +18,7 @@ from PIL import Image
 
 from universeg_plus import registry
 from universeg_plus.demo import logic, models
+from universeg_plus.demo.browser import find_chromium, launch_chromium
 from universeg_plus.demo.logic import (
     ModelCache,
     SegmentSettings,
@@ -25,6 +27,7 @@ from universeg_plus.demo.logic import (
     perturb_inputs,
     run_segmentation,
 )
+from universeg_plus.demo.startup import ExampleFiles
 from universeg_plus.io.images import overlay_mask, read_image
 from universeg_plus.metrics import dice
 from universeg_plus.predictor import Predictor
@@ -40,7 +43,6 @@ pytestmark = [
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 TINY = "universeg-tiny"
-CHROMIUM = Path("/usr/bin/chromium")
 SEGMENT_DEFAULTS = {
     "model": TINY, "backend": "eager", "support_size": 0, "ensemble": 1, "threshold": 0.5, "slice_index": -1,
     "axis": 2, "seed": 0, "perturbation": "none", "severity": 3, "where": "target",
@@ -271,6 +273,24 @@ def test_import_universeg_plus_does_not_import_gradio(monkeypatch):
         import universeg_plus.demo.ui  # noqa: F401
 
 
+def test_example_files_copy_once_and_start_with_the_first_task(tmp_path):
+    tasks = logic.list_example_tasks(DATA)
+    files = ExampleFiles(tasks, tmp_path / "copies")
+    assert files.first == sorted(tasks)[0]
+    images, masks, target, reference = files.initial()
+    src_images, src_masks, src_target, src_reference = tasks[files.first].selection()
+    assert [Path(p).name for p in images] == [p.name for p in src_images]
+    assert [Path(p).name for p in masks] == [p.name for p in src_masks]
+    assert (Path(target).name, Path(reference).name) == (src_target.name, src_reference.name)
+    for copy, src in zip([*images, target], [*src_images, src_target]):
+        assert Path(copy).is_relative_to(tmp_path / "copies") and Path(copy).read_bytes() == src.read_bytes()
+    mtime = Path(target).stat().st_mtime_ns
+    assert files.initial()[2] == target and Path(target).stat().st_mtime_ns == mtime, "copied once"
+    assert ExampleFiles({}, tmp_path / "none").initial() == (None, None, None, None)
+    with pytest.raises(ValueError, match="unknown example task 'nope'; choose one of: dsb2018_nuclei_crops"):
+        files.selection("nope")
+
+
 # ---------------------------------------------------------------------- the served app
 _OUTBOUND: list[object] = []
 
@@ -299,20 +319,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def _serve(tmp_path_factory, examples_dir):
+    """Serve the demo (universeg-tiny) on 127.0.0.1 with outbound connections refused; yields its URL."""
     mp = pytest.MonkeyPatch()
     _guard_sockets(mp)
     from universeg_plus.demo import build_demo
+    from universeg_plus.demo.ui import CSS
 
-    demo = build_demo(models=[TINY], examples_dir=DATA, out_dir=tmp_path_factory.mktemp("demo_out"))
+    demo = build_demo(models=[TINY], examples_dir=examples_dir, out_dir=tmp_path_factory.mktemp("demo_out"))
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The demo with the bundled example tasks (the first one loaded when the page opens)."""
+    yield from _serve(tmp_path_factory, DATA)
+
+
+@pytest.fixture(scope="module")
+def empty_app_url(tmp_path_factory):
+    """The demo without example tasks: the page starts with nothing uploaded."""
+    yield from _serve(tmp_path_factory, None)
 
 
 @pytest.fixture()
@@ -382,51 +415,117 @@ def test_client_bad_upload_is_an_error_and_the_app_keeps_serving(client):
     assert not _OUTBOUND
 
 
-# ---------------------------------------------------------------------- the page in a browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed")
-def test_browser_upload_segment_and_screenshot(app_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_served_page_starts_with_the_first_example_loaded(app_url, empty_app_url):
+    """Without a browser: the page's initial component values are the first example task's files."""
+    import json
+    import urllib.request
 
+    first = next(iter(logic.list_example_tasks(DATA).values()))
+    images, masks, target, reference = first.selection()
+
+    def values(url: str) -> dict[str, object]:
+        with urllib.request.urlopen(url + "config") as resp:
+            config = json.load(resp)
+        return {c["props"]["elem_id"]: c["props"].get("value") for c in config["components"]
+                if c.get("props", {}).get("elem_id")}
+
+    start = values(app_url)
+    assert [v["orig_name"] for v in start["support-images"]] == [p.name for p in images]
+    assert [v["orig_name"] for v in start["support-masks"]] == [p.name for p in masks]
+    assert (start["target"]["orig_name"], start["reference"]["orig_name"]) == (target.name, reference.name)
+    assert start["example-task"] == first.name
+    empty = values(empty_app_url)
+    assert not empty["support-images"] and not empty["target"]
+    assert not _OUTBOUND
+
+
+# ---------------------------------------------------------------------- the page in a browser
+def _chromium_or_skip() -> Path:
+    """The Chromium to drive, or a skip that says what is missing."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip('playwright is not installed (pip install -e ".[dev]")')
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no Chromium found: apt-get install chromium-headless-shell (or chromium; .ci/run does when "
+                    "it may), or set UNIVERSEG_PLUS_CHROMIUM")
+    return path
+
+
+@contextlib.contextmanager
+def _browser_page(url: str, width: int, height: int = 1000):
+    """A headless Chromium page opened on ``url``; yields ``(page, outside)``, ``outside`` collecting
+    every request the page makes to an address other than 127.0.0.1."""
+    chromium = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = launch_chromium(p, chromium)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                    else outside.append(r.url))
+            page.goto(url, wait_until="networkidle")
+            yield page, outside
+        finally:
+            browser.close()
+
+
+def test_browser_upload_segment_and_screenshot(empty_app_url, tmp_path):
     task = DATA / "dsb2018_nuclei_crops"
     files = sorted((task / "images").glob("*.png"))
     masks = [task / "masks" / p.name for p in files]
-    outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-                    else outside.append(r.url))
-            page.goto(app_url, wait_until="networkidle")
-            expect(page.locator("#weights-warning-box")).to_contain_text("Random weights")
+    with _browser_page(empty_app_url, 1280) as (page, outside):
+        from playwright.sync_api import expect
 
-            # a bad upload: a message in the page, and the page keeps working
-            page.locator("#support-images input[type=file]").set_input_files([str(f) for f in files[:3]])
-            page.locator("#support-masks input[type=file]").set_input_files([str(m) for m in masks[:2]])
-            page.locator("#target input[type=file]").set_input_files(str(files[5]))
-            expect(page.locator("#target")).to_contain_text(files[5].stem)
-            expect(page.locator("#support-masks")).to_contain_text(masks[1].stem)
-            page.locator("#segment").click()
-            expect(page.get_by_text("got 3 support image(s) but 2 mask(s)")).to_be_visible(timeout=20_000)
+        expect(page.locator("#weights-warning-box")).to_contain_text("Random weights")
 
-            # a second upload adds to the files already there: add the missing mask
-            page.locator("#support-masks input[type=file]").set_input_files(str(masks[2]))
-            expect(page.locator("#support-masks tr")).to_have_count(3)
-            page.locator("#segment").click()
-            overlay = page.locator("#overlay img")
-            expect(overlay).to_be_visible(timeout=30_000)
-            expect(page.locator("#summary")).to_contain_text("Predicted pixels")
-            expect(page.locator("#downloads")).to_contain_text(f"{files[5].stem}_mask")
-            size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            assert size == [112, 96], "the overlay keeps the target's size"
-            shot = tmp_path / "demo.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        # a bad upload: a message in the page, and the page keeps working
+        page.locator("#support-images input[type=file]").set_input_files([str(f) for f in files[:3]])
+        page.locator("#support-masks input[type=file]").set_input_files([str(m) for m in masks[:2]])
+        page.locator("#target input[type=file]").set_input_files(str(files[5]))
+        expect(page.locator("#target")).to_contain_text(files[5].stem)
+        expect(page.locator("#support-masks")).to_contain_text(masks[1].stem)
+        page.locator("#segment").click()
+        expect(page.get_by_text("got 3 support image(s) but 2 mask(s)")).to_be_visible(timeout=20_000)
+
+        # a second upload adds to the files already there: add the missing mask
+        page.locator("#support-masks input[type=file]").set_input_files(str(masks[2]))
+        expect(page.locator("#support-masks tr")).to_have_count(3)
+        page.locator("#segment").click()
+        overlay = page.locator("#overlay img")
+        expect(overlay).to_be_visible(timeout=30_000)
+        expect(page.locator("#summary")).to_contain_text("Predicted pixels")
+        expect(page.locator("#downloads")).to_contain_text(f"{files[5].stem}_mask")
+        size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [112, 96], "the overlay keeps the target's size"
+        shot = tmp_path / "demo.png"
+        page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
+    assert not outside, f"the page requested outside addresses: {outside[:5]}"
+    assert not _OUTBOUND
+
+
+def test_browser_page_opens_with_the_example_loaded_and_segment_in_view(app_url):
+    """At 1400x1000 the first example task is already loaded and the Segment button is on screen."""
+    first = next(iter(logic.list_example_tasks(DATA).values()))
+    images, masks, target, reference = first.selection()
+    with _browser_page(app_url, 1400, 1000) as (page, outside):
+        from playwright.sync_api import expect
+
+        expect(page.locator("#support-images tr")).to_have_count(len(images))
+        expect(page.locator("#support-masks tr")).to_have_count(len(masks))
+        for path in images:
+            expect(page.locator("#support-images")).to_contain_text(path.stem)
+        expect(page.locator("#target")).to_contain_text(target.stem)
+        expect(page.locator("#reference")).to_contain_text(reference.stem)
+        button = page.locator("#segment").bounding_box()
+        assert button is not None and 0 <= button["y"] and button["y"] + button["height"] <= 1000, button
+        assert page.evaluate("window.scrollY") == 0
+        page.locator("#segment").click()  # no upload needed: the example is the input
+        expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
+        expect(page.locator("#summary")).to_contain_text("Dice")
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not _OUTBOUND

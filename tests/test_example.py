@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from universeg_plus.cli import main
+from universeg_plus.io.images import label_colour
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 TASKS = ["dsb2018_nuclei_crops", "mni152_coronal_tissue"]
@@ -51,7 +52,12 @@ def test_example_command_scores_and_overlays(tmp_path, capsys):
         assert len(overlays) == n - 4
         first = np.asarray(Image.open(overlays[0]))
         ref = np.asarray(Image.open(DATA / task / "images" / overlays[0].name.replace("_overlay", "")))
-        assert first.shape == (ref.shape[0], 2 * ref.shape[1], 3)
+        factor = -(-384 // max(ref.shape))  # panels enlarged to >= 384 px by a whole factor
+        assert first.ndim == 3 and first.shape[1] == 2 * factor * ref.shape[1] + 3 * 16
+        assert first.shape[0] > factor * ref.shape[0] + 2 * 16, "room for titles and the legend"
+        labels = json.loads((DATA / task / "meta.json").read_text())["labels"]
+        for c in map(int, labels):  # the legend shows every label's colour
+            assert np.all(first == np.asarray(label_colour(c), np.uint8), axis=-1).sum() >= 100
     assert lines[-1].startswith("mean dice over 2 tasks")
 
 
@@ -86,10 +92,13 @@ def test_example_bad_input(tmp_path, capsys):
     assert "--support-size must be below" in capsys.readouterr().err
 
 
-def test_quickstart_runs(tmp_path):
+def test_quickstart_runs_and_writes_only_into_out(tmp_path):
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "segment(): (" in proc.stdout and (tmp_path / "mni152_support.safetensors").is_file()
+    assert "segment(): (" in proc.stdout and (out / "mni152_support.safetensors").is_file()
+    assert list(cwd.iterdir()) == [], "quickstart must not write into the working directory"

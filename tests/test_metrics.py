@@ -60,9 +60,10 @@ def test_empty_masks_defined():
 
 
 def _reference_hd95(p, r, spacing):
-    """Independent reference: distance transforms of the surfaces (scipy), MONAI definition."""
-    sp = p & ~ndimage.binary_erosion(p, structure=ndimage.generate_binary_structure(2, 1))
-    sr = r & ~ndimage.binary_erosion(r, structure=ndimage.generate_binary_structure(2, 1))
+    """Independent reference: distance transforms of the surfaces (scipy), MONAI definition, any N-D."""
+    face = ndimage.generate_binary_structure(p.ndim, 1)
+    sp = p & ~ndimage.binary_erosion(p, structure=face)
+    sr = r & ~ndimage.binary_erosion(r, structure=face)
     dt_r = ndimage.distance_transform_edt(~sr, sampling=spacing)
     dt_p = ndimage.distance_transform_edt(~sp, sampling=spacing)
     return max(np.percentile(dt_r[sp], 95), np.percentile(dt_p[sr], 95))
@@ -110,9 +111,52 @@ def test_input_errors():
         dice(a.tolist(), b)
     with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
         iou(np.zeros(4), np.zeros(4))
-    with pytest.raises(ValueError, match="2D pair"):
-        compute_metrics(np.stack([a, a]), np.stack([b, b]))
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(ValueError, match="spacing must be positive"):
         hd95(a, b, spacing=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"spacing \(1.0, 1.0, 1.0\) names 3 spatial axes but the masks have only 2"):
+        hd95(a, b, spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"one entry per axis of the masks \(3 for shape \(2, 10, 10\)\)"):
+        compute_metrics(np.stack([a, a]), np.stack([b, b]), spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="integer labels"):
         per_class_metrics(a * 0.5, b.astype(float), [1])
+
+
+def _blobs(shape, seed, density=0.999, iterations=3):
+    rng = np.random.default_rng(seed)
+    return ndimage.binary_dilation(rng.random(shape) > density, iterations=iterations)
+
+
+@pytest.mark.parametrize("spacing", [None, (2.5, 0.8, 0.9)])
+def test_compute_metrics_on_volumes_matches_counts_and_reference(spacing):
+    p, r = _blobs((24, 30, 36), 1), _blobs((24, 30, 36), 2, iterations=2)
+    assert p.any() and r.any()
+    m = compute_metrics(p, r, spacing=spacing)
+    tp, fp, fn = (p & r).sum(), (p & ~r).sum(), (~p & r).sum()
+    tn = p.size - tp - fp - fn
+    assert m["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn), rel=1e-6)
+    assert m["iou"] == pytest.approx(tp / (tp + fp + fn), rel=1e-6)
+    assert m["sensitivity"] == pytest.approx(tp / (tp + fn), rel=1e-6)
+    assert m["specificity"] == pytest.approx(tn / (tn + fp), rel=1e-6)
+    expected = _reference_hd95(p, r, spacing or (1.0, 1.0, 1.0))
+    assert m["hd95"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_hd95_volume_known_shift_and_batched_volumes():
+    a = np.zeros((12, 20, 20), bool)
+    a[3:9, 5:10, 5:10] = True
+    b = np.roll(a, 2, axis=0)  # 2 slices apart along the first axis
+    assert float(hd95(a, b, spacing=(1.0, 1.0, 1.0))) == pytest.approx(2.0, abs=1e-6)
+    assert float(hd95(a, b, spacing=(3.0, 1.0, 1.0))) == pytest.approx(6.0, abs=1e-6)
+    batch = hd95(np.stack([a, a]), np.stack([a, b]), spacing=(3.0, 1.0, 1.0))
+    assert batch.shape == (2,) and batch.tolist() == pytest.approx([0.0, 6.0], abs=1e-6)
+
+
+def test_per_class_metrics_on_label_volumes():
+    a, b = _blobs((16, 20, 24), 3), _blobs((16, 20, 24), 4)
+    pred = a.astype(np.int64) + 2 * (b & ~a)
+    ref = b.astype(np.int64) + 2 * (a & ~b)
+    per = per_class_metrics(pred, ref, classes=[1, 2], spacing=(2.0, 1.0, 1.0))
+    for c in (1, 2):
+        assert per[c] == compute_metrics(pred == c, ref == c, spacing=(2.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"label map \(H, W\), \(D, H, W\) or N-D, got shape \(4,\)"):
+        per_class_metrics(np.zeros(4), np.zeros(4), [1])

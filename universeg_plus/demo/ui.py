@@ -10,9 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-import shutil
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from .logic import (
     run_segmentation,
     weights_warning,
 )
+from .startup import ExampleFiles
 
 
 def _import_gradio() -> Any:
@@ -44,7 +43,7 @@ def _import_gradio() -> Any:
 
 gr = _import_gradio()
 
-__all__ = ["build_demo", "launch"]
+__all__ = ["CSS", "build_demo", "launch"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,10 @@ segmented on one slice (the middle one unless you pick another).
 """
 
 
+#: Results are often small images (96 px): shown filling their box, with sharp pixels.
+CSS = "#overlay img, #probability img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
+
 def _warning_html(model: str) -> str:
     text = weights_warning(model)
     if text is None:
@@ -71,38 +74,6 @@ def _warning_html(model: str) -> str:
         'border:2px solid #e0a800;border-radius:8px;padding:10px 14px;font-size:1.05em">'
         f"<strong>&#9888; Random weights.</strong> {html.escape(text)}</div>"
     )
-
-
-class _ExampleFiles:
-    """Copies of the bundled example files in a folder gradio may serve (the temp dir), made once per task."""
-
-    def __init__(self, tasks: dict[str, Any], root: Path) -> None:
-        self.tasks = tasks
-        self.root = root
-        self._lock = threading.Lock()
-
-    def selection(self, name: str) -> tuple[list[str], list[str], str, str]:
-        """Paths of the copied support images, support masks, target and reference of task ``name``."""
-        if name not in self.tasks:
-            raise ValueError(f"unknown example task {name!r}; choose one of: {', '.join(self.tasks)}")
-        imgs, masks, target, ref = self.tasks[name].selection()
-        folder = self.root / name
-        with self._lock:
-            copy = lambda p, kind: self._copy(p, folder / kind)  # noqa: E731
-            return (
-                [copy(p, "images") for p in imgs],
-                [copy(p, "masks") for p in masks],
-                copy(target, "target"),
-                copy(ref, "reference"),
-            )
-
-    @staticmethod
-    def _copy(path: Path, folder: Path) -> str:
-        dest = folder / path.name
-        if not dest.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
-        return str(dest)
 
 
 def build_demo(
@@ -120,7 +91,8 @@ def build_demo(
         default_model: The one selected at start (default: the first with pretrained weights, else
             ``universeg-small``).
         examples_dir: Folder of example tasks (``<task>/{images,masks}``) to prefill from; default the
-            repository's ``examples/data``; ``None`` for none.
+            repository's ``examples/data``; ``None`` for none. The first task (by name) is loaded
+            when the page opens.
         cache: Where networks are kept between clicks (default: a new :class:`ModelCache`).
         out_dir: Folder for the downloadable masks (default: a new temporary folder). Gradio serves
             files only from the temp dir, the working directory and ``allowed_paths``.
@@ -142,7 +114,9 @@ def build_demo(
     folder = default_examples_dir() if examples_dir is _USE_DEFAULT else examples_dir
     tasks = list_example_tasks(folder)  # type: ignore[arg-type]
     out_root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="universeg_plus_demo_"))
-    examples = _ExampleFiles(tasks, out_root / "examples")
+    examples = ExampleFiles(tasks, out_root / "examples")
+    # the first example task is loaded when the page opens: Segment works at once
+    start_images, start_masks, start_target, start_reference = examples.initial()
     backends = available_backends()
 
     def segment(
@@ -196,20 +170,24 @@ def build_demo(
                 if tasks:
                     with gr.Row(equal_height=True):
                         task = gr.Dropdown(
-                            list(tasks), value=next(iter(tasks)), label="Example task", scale=3,
-                            elem_id="example-task",
+                            list(tasks), value=examples.first, label="Example task", scale=3, elem_id="example-task",
                         )
                         load = gr.Button("Load example", scale=1, elem_id="load-example")
                 support_images = gr.File(
-                    label="Support images", file_count="multiple", elem_id="support-images", height=160
+                    start_images, label="Support images", file_count="multiple", elem_id="support-images", height=140
                 )
                 support_masks = gr.File(
-                    label="Support masks (one per image)", file_count="multiple", elem_id="support-masks", height=160
+                    start_masks, label="Support masks (one per image)", file_count="multiple",
+                    elem_id="support-masks", height=140,
                 )
                 with gr.Row():
-                    target = gr.File(label="Target image or volume", elem_id="target", height=110)
-                    reference = gr.File(label="Reference mask (optional: Dice)", elem_id="reference", height=110)
-                with gr.Accordion("Settings", open=True):
+                    target = gr.File(start_target, label="Target image or volume", elem_id="target", height=100)
+                    reference = gr.File(
+                        start_reference, label="Reference mask (optional: Dice)", elem_id="reference", height=100
+                    )
+                # right under the inputs, so that it stays in view; the settings below start folded
+                run = gr.Button("Segment", variant="primary", elem_id="segment")
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
                         model = gr.Dropdown(names, value=default, label="Model variant", elem_id="model")
                         backend = gr.Dropdown(
@@ -233,7 +211,6 @@ def build_demo(
                     perturbation = gr.Dropdown(perturbation_choices(), value="none", label="Perturbation")
                     severity = gr.Slider(1, 5, value=3, step=1, label="Severity")
                     where = gr.Radio(list(WHERE), value="target", label="Applied to")
-                run = gr.Button("Segment", variant="primary", elem_id="segment")
             with gr.Column(scale=1):
                 overlay = gr.Image(
                     label="Target with predicted mask", format="png", interactive=False, elem_id="overlay", height=300
@@ -292,5 +269,7 @@ def launch(
     demo = build_demo(**kwargs)
     if share:
         log.warning("--share: the demo is reachable through a public gradio.live link while it runs")
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block)
+    demo.launch(
+        server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block, css=CSS
+    )
     return demo

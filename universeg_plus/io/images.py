@@ -23,6 +23,7 @@ __all__ = [
     "atomic_path",
     "file_stem",
     "is_volume",
+    "label_colour",
     "list_image_files",
     "overlay_mask",
     "read_image",
@@ -226,6 +227,14 @@ _COLOURS = np.array(
 )
 
 
+def label_colour(label: int) -> tuple[int, int, int]:
+    """The RGB colour :func:`overlay_mask` paints ``label`` (>= 1) with (colours repeat after 7 labels)."""
+    if int(label) < 1:
+        raise ValueError(f"label must be >= 1 (0 is background), got {label}")
+    r, g, b = _COLOURS[(int(label) - 1) % len(_COLOURS)]
+    return int(r), int(g), int(b)
+
+
 def overlay_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Colour a label map over an image for viewing.
 
@@ -255,5 +264,5 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np
         if label == 0:
             continue
         sel = m == label
-        rgb[sel] = (1 - alpha) * rgb[sel] + alpha * _COLOURS[(int(label) - 1) % len(_COLOURS)]
+        rgb[sel] = (1 - alpha) * rgb[sel] + alpha * np.asarray(label_colour(int(label)), dtype=np.float64)
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
