@@ -27,6 +27,10 @@ def main() -> None:
         "--model", default=up.default_model_name(), help="registered model name (default: %(default)s)"
     )
     parser.add_argument(
+        "--random-weights", action="store_true",
+        help="allow a model without trained weights (its masks are noise; for smoke tests)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR",
         help="folder for the saved support set (created if needed; default: a new temporary folder)",
     )
@@ -34,6 +38,7 @@ def main() -> None:
     out = args.out if args.out is not None else Path(tempfile.mkdtemp(prefix="universeg_plus_quickstart_"))
     out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING)
+    pretrained = False if args.random_weights else None  # None: the model's trained weights, refused if it has none
 
     images = list_image_files(TASK / "images")
     masks = list_image_files(TASK / "masks")
@@ -45,11 +50,12 @@ def main() -> None:
         [images[i] for i in support_idx],
         [masks[i] for i in support_idx],
         model=args.model,
+        pretrained=pretrained,
     )
     print("segment():", pred.mask.shape, "labels", sorted(np.unique(pred.mask).tolist()), "classes", pred.classes)
 
     # 2. the Predictor: prepare the support once, predict many targets with ensembling
-    predictor = up.Predictor(args.model)
+    predictor = up.Predictor(args.model, pretrained=pretrained)
     support = up.SupportSet.from_paths(
         [images[i] for i in support_idx], [masks[i] for i in support_idx], size=predictor.input_size
     )

@@ -96,7 +96,7 @@ def test_quickstart_runs_and_writes_only_into_out(tmp_path):
     cwd, out = tmp_path / "cwd", tmp_path / "out"
     cwd.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny", "--out", str(out)],
+        [sys.executable, str(DATA.parent / "quickstart.py"), "--model", "universeg-tiny", "--random-weights", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=cwd,
     )
     assert proc.returncode == 0, proc.stderr
