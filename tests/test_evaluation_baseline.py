@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+
 from universeg_plus.evaluation.baseline import BaselineConfig, predict_baseline, train_baseline
 from universeg_plus.evaluation.unet import UNet
 from universeg_plus.metrics import dice
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These nets are tiny: one thread is as fast, and immune to OpenMP stalls on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _squares(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
