@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+
 from universeg_plus.evaluation.baseline import BaselineConfig, predict_baseline, train_baseline
 from universeg_plus.evaluation.unet import UNet
 from universeg_plus.metrics import dice
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These nets are tiny: one thread is as fast, and immune to OpenMP stalls on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _squares(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +31,7 @@ def test_unet_shapes_and_checks() -> None:
         net(torch.rand(2, 3, 16, 16))
     with pytest.raises(ValueError, match="divisible by 4"):
         net(torch.rand(1, 1, 18, 16))
-    with pytest.raises(ValueError, match="width and depth"):
+    with pytest.raises(ValueError, match="width, depth and in_channels"):
         UNet(width=0)
 
 

@@ -8,20 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 from task_folders import make_task
 
 from universeg_plus import create_model
 from universeg_plus.cli import main
 from universeg_plus.evaluation.report import RECORD_FIELDS, SUMMARY_FIELDS
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """universeg-tiny and the small U-Net: one thread is as fast, and immune to OpenMP stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +102,26 @@ def test_user_errors(root, tmp_path, capsys) -> None:
     assert "pass --tasks" in capsys.readouterr().err
     assert main([*args, "--tasks", "beta", "--model-card", str(tmp_path / "c.md")]) == 2
     assert "--model-card needs --weights" in capsys.readouterr().err
+
+
+def test_adapt_and_prior_rows_via_real_process(root, weights, tmp_path) -> None:
+    """The user path: a fresh ``python -m universeg_plus evaluate`` with adaptation, the U-Net and its prior variant."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "universeg_plus", "evaluate", "--model", "universeg-tiny", "--weights", str(weights),
+            "--data-root", str(root), "--tasks", "beta", "--support-sizes", "2", "--targets", "2", "--ensemble", "1",
+            "--baseline", "--baseline-steps", "2", "--baseline-prior", "--adapt-steps", "2", "--adapt-mix",
+            "--threads", "1", "--no-progress", "--out", str(tmp_path / "e")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    methods = {r["method"] for r in _rows(tmp_path / "e" / "summary.csv")}
+    assert methods == {"universeg", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior"}
+    assert {r["method"] for r in _rows(tmp_path / "e" / "timings.csv")} == methods
+    assert "UniverSeg + adapt" in proc.stdout and "wall time per task" in proc.stdout
+    assert "--adapt --adapt-steps 2 --adapt-mix" in (tmp_path / "e" / "results.md").read_text()
+    bad = subprocess.run([*args[:-2], "--adapt-steps", "0", "--out", str(tmp_path / "f")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 2 and "--adapt-steps must be >= 1" in bad.stderr and not (tmp_path / "f").exists()

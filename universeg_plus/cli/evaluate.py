@@ -10,7 +10,9 @@ HELP = "evaluate on held-out tasks at S in {1, 4, 16, 64} (CSV + markdown), opti
 DESCRIPTION = (
     "Per held-out task and label: fixed seeded targets, support sets drawn from the other pairs, Dice/IoU/"
     "sensitivity/specificity/HD95 at each support size, with and without ensembling, and optionally a U-Net "
-    "trained from scratch on the same support set (--baseline). Refuses tasks the weights were trained on. "
+    "trained from scratch on the same support set (--baseline), and the model adapted to each support set "
+    "(--adapt-steps N). Every method sees what a Predictor user gets: the task files at their own size "
+    "through SupportSet/Predictor, scored at native resolution. Refuses tasks the weights were trained on. "
     "Example: universeg-plus evaluate --model universeg-v1 --weights runs/v1/best "
     "--data-root /data/tasks --baseline --out eval/v1"
 )
@@ -47,7 +49,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train the U-Net only for these of --support-sizes (default: all; one U-Net per task and S)",
     )
     parser.add_argument("--baseline-steps", type=int, default=300, help="U-Net training steps per (task, S)")
+    parser.add_argument(
+        "--baseline-prior",
+        action="store_true",
+        help="also train the U-Net with UniverSeg's probabilities as a second input channel (rows 'U-Net + UniverSeg prior')",
+    )
     parser.add_argument("--baseline-width", type=int, default=8, help="U-Net channels at the first level")
+    parser.add_argument(
+        "--adapt",
+        action="store_true",
+        help="also adapt a copy of the model to each support set (rows 'UniverSeg + adapt'), default budget",
+    )
+    parser.add_argument(
+        "--adapt-steps", type=int, default=None, metavar="N", help="adaptation steps (implies --adapt)"
+    )
+    parser.add_argument("--adapt-lr", type=float, default=None, help="adaptation learning rate (default: AdaptConfig)")
+    parser.add_argument(
+        "--adapt-parts", choices=["all", "decoder", "encoder", "last"], default=None, help="what adaptation tunes"
+    )
+    parser.add_argument(
+        "--adapt-support-sizes", nargs="+", type=int, metavar="S", help="adapt only for these of --support-sizes"
+    )
+    parser.add_argument(
+        "--adapt-mix", action="store_true", help="also score the mean of adapted and un-adapted probabilities"
+    )
+    parser.add_argument(
+        "--resolution",
+        choices=["native", "stored"],
+        default="native",
+        help="score at each image's own size (native, what a Predictor user gets) or at the model input size "
+        "(stored; always so with --tasks-file)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="protocol seed (targets, supports, baseline)")
     parser.add_argument("--batch-size", type=int, default=8, help="targets per forward pass")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
@@ -75,6 +107,22 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--baseline-width", str(args.baseline_width)]
         if args.baseline_support_sizes:
             parts += ["--baseline-support-sizes", *map(str, args.baseline_support_sizes)]
+        if args.baseline_prior:
+            parts.append("--baseline-prior")
+    if args.adapt or args.adapt_steps:
+        parts.append("--adapt")
+        if args.adapt_steps is not None:
+            parts += ["--adapt-steps", str(args.adapt_steps)]
+        if args.adapt_lr is not None:
+            parts += ["--adapt-lr", repr(args.adapt_lr)]
+        if args.adapt_parts:
+            parts += ["--adapt-parts", args.adapt_parts]
+        if args.adapt_support_sizes:
+            parts += ["--adapt-support-sizes", *map(str, args.adapt_support_sizes)]
+        if args.adapt_mix:
+            parts.append("--adapt-mix")
+    if args.resolution != "native":
+        parts += ["--resolution", args.resolution]
     parts += ["--seed", str(args.seed)]
     return shlex.join(parts)
 
@@ -86,18 +134,20 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..adapt import AdaptConfig
     from ..data.tasks import DEFAULT_VAL_TASKS, TaskCollection, load_task_root
     from ..evaluation import (
         BaselineConfig,
         EvalSettings,
         check_held_out,
         evaluate,
+        native_tasks,
         read_training_info,
         summarize,
         write_model_card,
         write_report,
     )
-    from ..evaluation.report import markdown_table
+    from ..evaluation.report import markdown_table, timing_table
     from ..factory import create_model
     from ..registry import get_config
 
@@ -113,6 +163,15 @@ def run(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
+    adapting = args.adapt or args.adapt_steps is not None
+    if args.adapt_steps is not None and args.adapt_steps < 1:
+        raise ValueError(f"--adapt-steps must be >= 1, got {args.adapt_steps}")
+    extras = args.adapt_lr is not None or args.adapt_parts or args.adapt_support_sizes or args.adapt_mix
+    if extras and not adapting:
+        raise ValueError("--adapt-lr/--adapt-parts/--adapt-support-sizes/--adapt-mix need --adapt or --adapt-steps N")
+    adapt_options = {
+        k: v for k, v in (("steps", args.adapt_steps), ("lr", args.adapt_lr), ("parts", args.adapt_parts)) if v is not None
+    }
     settings = EvalSettings(
         support_sizes=tuple(args.support_sizes),
         num_targets=args.targets,
@@ -123,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         baseline_config=BaselineConfig(steps=args.baseline_steps, width=args.baseline_width),
         baseline_support_sizes=tuple(args.baseline_support_sizes) if args.baseline_support_sizes else None,
+        baseline_prior=args.baseline_prior,
+        adapt=AdaptConfig(**adapt_options) if adapting else None,
+        adapt_support_sizes=tuple(args.adapt_support_sizes) if args.adapt_support_sizes else None,
+        adapt_mix=args.adapt_mix,
     )
 
     # the model and what it was trained on
@@ -181,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"unknown task(s) {missing}; available: {', '.join(coll.names)}")
     check_held_out([(t.name, t.dataset) for t in tasks], info, source)
+    if args.data_root and args.resolution == "native":
+        tasks = native_tasks(tasks, args.data_root)  # the same pairs, read back from the files
 
     command = _command(args)
     run_info = {
@@ -195,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("eval") / args.model
     paths = write_report(result, out)
     print(markdown_table(summarize(result.records)), end="")
+    print("\nwall time per task (s):\n" + timing_table(result.timings), end="")
     print(f"evaluated {len(tasks)} task(s) in {wall:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
     if args.model_card:
         card = write_model_card(

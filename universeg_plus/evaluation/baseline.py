@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..train.augment import Compose, RandomAffine, RandomBrightnessContrast, RandomFlip, RandomGamma
+from ..train.augment import Augmentation, Compose, RandomAffine, RandomBrightnessContrast, RandomFlip, RandomGamma
 from ..train.loss import DiceBCELoss
 from .unet import UNet
 
@@ -54,6 +54,21 @@ def _augmentation() -> Compose:
     )
 
 
+_GEOMETRIC = (RandomAffine, RandomFlip)
+
+
+def _augment(
+    transforms: list[Augmentation], x: torch.Tensor, y: torch.Tensor, prior: torch.Tensor | None, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Each transform on ``x, y (B, 1, 1, H, W)``; the geometric ones move ``prior`` (same shape) alike."""
+    for t in transforms:
+        params = t.draw(x, g)
+        x, y = t.apply(x, y, params)
+        if prior is not None and isinstance(t, _GEOMETRIC):
+            prior = t.apply(prior, y, params)[0]
+    return x, y, prior
+
+
 def _check_pairs(images: torch.Tensor, masks: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or not isinstance(masks, torch.Tensor):
         raise TypeError("images and masks must be torch tensors (S, 1, H, W)")
@@ -69,6 +84,8 @@ def train_baseline(
     config: BaselineConfig | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    progress: bool = False,
+    priors: torch.Tensor | None = None,
 ) -> UNet:
     """Train a fresh U-Net on one support set.
 
@@ -78,43 +95,65 @@ def train_baseline(
         config: Budget (default :class:`BaselineConfig`).
         seed: Seeds the initialisation, the batches and the augmentation (same seed, same net).
         device: Where to train.
+        progress: Show a tqdm bar with the loss.
+        priors: Optional ``(S, 1, H, W)`` probability maps in [0, 1] given to the network as a second
+            input channel (e.g. UniverSeg's leave-one-out predictions for the support images); the
+            geometric augmentations move them with the image. :func:`predict_baseline` then needs
+            the targets' priors too.
 
     Returns:
         The trained network, in eval mode, on ``device``.
     """
+    from tqdm.auto import tqdm
+
     _check_pairs(images, masks)
+    if priors is not None and (not isinstance(priors, torch.Tensor) or priors.shape != images.shape):
+        raise ValueError(f"priors must be a tensor shaped like images {tuple(images.shape)}")
     cfg = config or BaselineConfig()
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = UNet(cfg.width, cfg.depth).to(dev)
+        net = UNet(cfg.width, cfg.depth, in_channels=1 if priors is None else 2).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed)
     images, masks = images.to(dev).float(), masks.to(dev).float()
+    priors = priors.to(dev).float() if priors is not None else None
     aug = _augmentation() if cfg.augment else Compose([])
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     criterion = DiceBCELoss()
     net.train()
-    for _ in range(cfg.steps):
+    bar = tqdm(range(cfg.steps), desc="U-Net", disable=not progress, unit="step", leave=False)
+    for _ in bar:
         idx = torch.randint(len(images), (cfg.batch_size,), generator=g, device=dev)
-        x, y = aug(images[idx][:, None], masks[idx][:, None], g)
+        p = priors[idx][:, None] if priors is not None else None
+        x, y, p = _augment(aug.transforms, images[idx][:, None], masks[idx][:, None], p, g)
         # the flip's transpose leaves channels-last-like strides that send CPU convs down a path ~4x slower
         x, y = (t[:, 0].clone(memory_format=torch.contiguous_format) for t in (x, y))
+        if p is not None:
+            x = torch.cat([x, p[:, 0]], dim=1).contiguous()
         loss = criterion(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    bar.close()
     return net.eval()
 
 
 @torch.no_grad()
-def predict_baseline(net: UNet, targets: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """Foreground probabilities ``(T, 1, H, W)`` in [0, 1] for targets ``(T, 1, H, W)``."""
+def predict_baseline(
+    net: UNet, targets: torch.Tensor, batch_size: int = 16, priors: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Foreground probabilities ``(T, 1, H, W)`` in [0, 1] for targets ``(T, 1, H, W)`` (and their
+    ``(T, 1, H, W)`` priors for a network trained with priors)."""
     if targets.ndim != 4 or targets.shape[1] != 1:
         raise ValueError(f"targets must have shape (T, 1, H, W), got {tuple(targets.shape)}")
+    if (priors is not None) != (net.in_channels == 2) or (priors is not None and priors.shape != targets.shape):
+        raise ValueError(
+            f"this U-Net takes {net.in_channels} input channel(s): pass priors shaped like the targets "
+            "exactly when it was trained with priors"
+        )
+    x = targets if priors is None else torch.cat([targets, priors], dim=1)
     net.eval()
     dev = next(net.parameters()).device
-    out = [
-        torch.sigmoid(net(targets[i : i + batch_size].to(dev).float())).cpu()
-        for i in range(0, len(targets), batch_size)
-    ]
+    out = [torch.sigmoid(net(x[i : i + batch_size].to(dev).float())).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out)

@@ -6,14 +6,18 @@ Files written by :func:`write_report` into the output folder (each atomically):
 * ``summary.csv``: one row per (task, requested S, method): mean and std of Dice over the targets,
   means of IoU, sensitivity, specificity and HD95 (over targets where it is finite; ``hd95_undefined``
   counts targets where exactly one of prediction and reference is empty);
+* ``timings.csv``: one row per (task, requested S, method): the wall time that method spent on the
+  task's targets (support preparation, U-Net training or adaptation included);
 * ``results.md``: the Dice table (task x S, one column per method) with a mean row per S, the
-  head-to-head count against the U-Net, and the table of all metrics.
+  head-to-head count against the U-Net, the wall-time table and the table of all metrics.
+
+``per_target.csv`` and ``summary.csv`` are deterministic (same settings and seed, same bytes);
+wall times are not, so they live in their own file.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import statistics
@@ -22,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_write_text
+from ..io.tables import write_csv
 from .runner import METHODS, EvaluationResult
 
 __all__ = [
     "RECORD_FIELDS",
     "SUMMARY_FIELDS",
+    "TIMING_FIELDS",
     "default_headline_support",
     "headline",
     "markdown_report",
@@ -34,6 +40,7 @@ __all__ = [
     "read_csv",
     "summarize",
     "table_notes",
+    "timing_table",
     "write_csv",
     "write_report",
 ]
@@ -69,9 +76,17 @@ SUMMARY_FIELDS = [
     "hd95_mean",
     "hd95_undefined",
 ]
-_INT_FIELDS = {"requested_support", "support_size", "ensemble", "target", "n_targets", "hd95_undefined"}
 _STR_FIELDS = {"task", "dataset", "method", "stem"}
-_LABELS = {"universeg": "UniverSeg", "universeg_ensemble": "UniverSeg ensemble", "unet": "U-Net (per task)"}
+TIMING_FIELDS = ["task", "dataset", "method", "requested_support", "support_size", "wall_s"]
+_INT_FIELDS = {"requested_support", "support_size", "ensemble", "target", "n_targets", "hd95_undefined"}
+_LABELS = {
+    "universeg": "UniverSeg",
+    "universeg_ensemble": "UniverSeg ensemble",
+    "universeg_adapt": "UniverSeg + adapt",
+    "universeg_adapt_mix": "UniverSeg + adapt, mixed with UniverSeg",
+    "unet": "U-Net (per task)",
+    "unet_prior": "U-Net + UniverSeg prior",
+}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -115,22 +130,6 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def write_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str], path: str | os.PathLike) -> Path:
-    """Write rows (dicts holding at least ``fields``) as CSV, atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt(r[k]) for k in fields})
-    return atomic_write_text(path, buf.getvalue())
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -242,6 +241,29 @@ def default_headline_support(summary: Sequence[dict[str, Any]], preferred: int =
     return preferred if preferred in sizes or not sizes else max(sizes)
 
 
+def timing_table(timings: Sequence[dict[str, Any]]) -> str:
+    """Wall seconds per task and requested S, one column per method, then the mean over tasks per S."""
+    methods = [m for m in METHODS if m in {r["method"] for r in timings}]
+    if not methods:
+        return ""
+    cells: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for r in timings:
+        cells.setdefault((r["task"], int(r["requested_support"])), {})[r["method"]] = r
+    lines = ["| task | S | " + " | ".join(_LABELS[m] for m in methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for (task, req), by_m in cells.items():
+        actual = int(next(iter(by_m.values()))["support_size"])
+        row = [f"{float(by_m[m]['wall_s']):.1f}" if m in by_m else "—" for m in methods]
+        lines.append(f"| {task} | {_s_label(req, actual)} | " + " | ".join(row) + " |")
+    for s in dict.fromkeys(req for _, req in cells):
+        row = []
+        for m in methods:
+            vals = [float(by_m[m]["wall_s"]) for (_, req), by_m in cells.items() if req == s and m in by_m]
+            row.append(f"**{_mean(vals):.1f}**" if vals else "—")
+        n = sum(1 for _, req in cells if req == s)
+        lines.append(f"| **mean over {n} tasks** | {s} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _metrics_table(summary: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| task | S | method | Dice | IoU | sensitivity | specificity | HD95 (px) |",
@@ -274,9 +296,12 @@ def _headline_text(summary: Sequence[dict[str, Any]], support_size: int) -> str:
 
 
 def markdown_report(
-    summary: Sequence[dict[str, Any]], info: dict[str, Any] | None = None, headline_support: int = 16
+    summary: Sequence[dict[str, Any]],
+    info: dict[str, Any] | None = None,
+    headline_support: int = 16,
+    timings: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The full ``results.md`` text: settings, headline, Dice table and all-metrics table."""
+    """The full ``results.md`` text: settings, headline, Dice table, wall times and all-metrics table."""
     out = ["# Evaluation on held-out tasks", ""]
     for k, v in (info or {}).items():
         out.append(f"- {k}: {v}")
@@ -289,6 +314,8 @@ def markdown_report(
     notes = table_notes(summary)
     if notes:
         out += [notes]
+    if timings:
+        out += ["## Wall time per task (seconds, this machine)", "", timing_table(timings)]
     out += ["## All metrics", "", _metrics_table(summary)]
     return "\n".join(out)
 
@@ -297,14 +324,19 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[s
     """Write ``per_target.csv``, ``summary.csv`` and ``results.md`` into ``out_dir``.
 
     Returns:
-        ``{"per_target": path, "summary": path, "markdown": path}``.
+        ``{"per_target": path, "summary": path, "timings": path, "markdown": path}``.
     """
     out = Path(out_dir)
     summary = summarize(result.records)
     s = result.settings
     info = {
         **result.info,
-        "evaluation size": f"{result.image_size[0]}x{result.image_size[1]}",
+        "evaluation size": (
+            "native (each image at its own size; the model runs at its input size, probabilities are "
+            "upsampled as the Predictor does)"
+            if result.resolution == "native"
+            else result.resolution
+        ),
         "targets per task": f"up to {s.num_targets} (at most {s.max_target_fraction:g} of the task's pairs)",
         "support sizes": ", ".join(str(x) for x in s.support_sizes),
         "ensemble": (
@@ -323,9 +355,19 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[s
             f"batch {b.batch_size}, width {b.width}, depth {b.depth}, Dice+BCE, "
             + ("affine/flip/intensity augmentation" if b.augment else "no augmentation")
         )
+    if s.adapt is not None and s.adapt.steps:
+        a = s.adapt
+        info["adaptation"] = (
+            f"a copy of the model fine-tuned per (task, S) on its support set: {a.steps} steps, lr {a.lr:g}, "
+            f"parts {a.parts}, {a.batch_size} leave-out episodes of {a.episode_support or 'S-1'} support per step"
+            + (f" at {a.size[0]}x{a.size[1]}" if a.size else "")
+            + (", augmented" if a.augment else "")
+        )
     headline_support = default_headline_support(summary)
+    md = markdown_report(summary, info, headline_support, result.timings)
     return {
         "per_target": write_csv(result.records, RECORD_FIELDS, out / "per_target.csv"),
         "summary": write_csv(summary, SUMMARY_FIELDS, out / "summary.csv"),
-        "markdown": atomic_write_text(out / "results.md", markdown_report(summary, info, headline_support)),
+        "timings": write_csv(result.timings, TIMING_FIELDS, out / "timings.csv"),
+        "markdown": atomic_write_text(out / "results.md", md),
     }

@@ -1,36 +1,58 @@
-"""Run the held-out protocol: in-context model (with and without ensembling) and the U-Net baseline.
+"""Run the held-out protocol through the user's path: UniverSeg (alone, ensembled, adapted) and the U-Net.
 
-    from universeg_plus.evaluation import EvalSettings, evaluate
+    from universeg_plus.evaluation import EvalSettings, evaluate, native_tasks
+    tasks = native_tasks(load_task_root(root, (128, 128), include=datasets), root)
     result = evaluate(model, tasks, EvalSettings(support_sizes=(1, 4, 16, 64), ensemble=5, baseline=True))
     result.records  # one dict per (task, S, method, target): dice, iou, sensitivity, specificity, hd95
+    result.timings  # one dict per (task, S, method): wall_s, the time that method took for the targets
 
-Everything happens at the tasks' stored resolution (the model's ``input_size``): targets, support
-sets and metrics alike.
+Every method sees the same inputs a :class:`~universeg_plus.predictor.Predictor` user gets:
+
+* UniverSeg: ``SupportSet.from_arrays(support images, support masks)`` (the io.inputs rules) and
+  ``Predictor.predict_many(target images)``, probabilities at each target's original size;
+* ensemble: the mean of those probabilities over the protocol's support sets (the Predictor's own
+  ensembling averages before its linear upsampling, which gives the same map);
+* UniverSeg + adapt: :func:`~universeg_plus.adapt.adapt_model` on the prepared support set, then a
+  Predictor with the adapted copy and the same support set (what ``Predictor.adapt`` does);
+* U-Net: trained on the prepared support tensors, applied to the prepared targets, its model-size
+  probabilities upsampled to each target's size by the Predictor's rule
+  (:func:`~universeg_plus.evaluation.native.to_original_size`).
+
+Metrics are computed per target at its original size against its original mask (HD95 in native
+pixels). ``EvalTask`` s from :func:`~universeg_plus.evaluation.native.native_tasks` hold the files'
+images; ``BinaryTask`` s are evaluated at their stored size (as if those tensors were the files).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import metrics
+from ..adapt import AdaptConfig, adapt_model, in_context_probabilities
 from ..data.tasks import BinaryTask
+from ..io.inputs import prepare_image
+from ..predictor import Predictor
+from ..support import SupportSet
 from .baseline import BaselineConfig, predict_baseline, train_baseline
-from .protocol import DEFAULT_SUPPORT_SIZES, make_episodes, task_seed
+from .native import EvalTask, as_eval_tasks, to_original_size
+from .protocol import DEFAULT_SUPPORT_SIZES, Episode, make_episodes, task_seed
 
 __all__ = ["METHODS", "EvalSettings", "EvaluationResult", "evaluate"]
 
 log = logging.getLogger(__name__)
 
-#: Method names in the records: the model with one support set, with an ensemble of support sets,
-#: and the per-task U-Net.
-METHODS = ("universeg", "universeg_ensemble", "unet")
-METRICS = ("dice", "iou", "sensitivity", "specificity", "hd95")
+#: Method names in the records, in report order: the model with one support set, with an ensemble
+#: of support sets, adapted to the support set, adapted and un-adapted averaged, the U-Net, and the
+#: U-Net given UniverSeg's probabilities as a second input channel.
+METHODS = ("universeg", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior")
 
 
 class EvalSettings(BaseModel):
@@ -43,12 +65,19 @@ class EvalSettings(BaseModel):
         ensemble: Support sets averaged per prediction for the ensemble rows (1: no ensemble rows).
         ensemble_max_support: Ensemble rows only for S up to this (``None``: all S).
         threshold: Foreground when the (averaged) probability exceeds it.
-        batch_size: Targets per forward pass.
-        seed: Protocol seed (targets, support sets, baseline training).
+        batch_size: Targets per U-Net forward pass.
+        seed: Protocol seed (targets, support sets, baseline training, adaptation).
         baseline: Also train and evaluate the per-task U-Net.
         baseline_config: Its fixed budget.
         baseline_support_sizes: Requested S values the U-Net is trained for (``None``: all of
             ``support_sizes``); it trains one network per (task, S), the costly part of a run.
+        baseline_prior: Also train the U-Net with UniverSeg's probabilities as a second input
+            channel (leave-one-out predictions for the support images, the model's predictions with
+            the full support set for the targets), same budget; rows ``unet_prior``.
+        adapt: Also adapt the model to each support set (:func:`~universeg_plus.adapt.adapt_model`)
+            with these settings (``None``: no adaptation rows).
+        adapt_support_sizes: Requested S values adapted for (``None``: all of ``support_sizes``).
+        adapt_mix: Also score the mean of the adapted and un-adapted probabilities.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,6 +93,10 @@ class EvalSettings(BaseModel):
     baseline: bool = False
     baseline_config: BaselineConfig = Field(default_factory=BaselineConfig)
     baseline_support_sizes: tuple[int, ...] | None = None
+    baseline_prior: bool = False
+    adapt: AdaptConfig | None = None
+    adapt_support_sizes: tuple[int, ...] | None = None
+    adapt_mix: bool = False
 
     @field_validator("support_sizes")
     @classmethod
@@ -73,12 +106,15 @@ class EvalSettings(BaseModel):
         return tuple(dict.fromkeys(v))
 
     @model_validator(mode="after")
-    def _baseline_sizes(self) -> EvalSettings:
-        extra = sorted(set(self.baseline_support_sizes or ()) - set(self.support_sizes))
-        if extra:
-            raise ValueError(
-                f"baseline_support_sizes {extra} are not in support_sizes {list(self.support_sizes)}"
-            )
+    def _method_sizes(self) -> EvalSettings:
+        for name in ("baseline_support_sizes", "adapt_support_sizes"):
+            extra = sorted(set(getattr(self, name) or ()) - set(self.support_sizes))
+            if extra:
+                raise ValueError(f"{name} {extra} are not in support_sizes {list(self.support_sizes)}")
+        if self.adapt_mix and self.adapt is None:
+            raise ValueError("adapt_mix needs adapt settings (the adapted predictions to mix)")
+        if self.baseline_prior and not self.baseline:
+            raise ValueError("baseline_prior needs baseline=True (it is a variant of the U-Net baseline)")
         return self
 
     def runs_baseline(self, requested_support: int) -> bool:
@@ -86,37 +122,49 @@ class EvalSettings(BaseModel):
         sizes = self.baseline_support_sizes
         return self.baseline and (sizes is None or requested_support in sizes)
 
+    def runs_adapt(self, requested_support: int) -> bool:
+        """Whether the model is adapted and scored for this requested S."""
+        sizes = self.adapt_support_sizes
+        return self.adapt is not None and self.adapt.steps > 0 and (sizes is None or requested_support in sizes)
+
 
 @dataclass
 class EvaluationResult:
-    """Per-target records and what produced them.
+    """Per-target records, per-method wall times, and what produced them.
 
     Attributes:
         records: One dict per (task, requested S, method, target) with keys ``task, dataset,
             method, requested_support, support_size, ensemble, target, stem`` and the metrics
             ``dice, iou, sensitivity, specificity, hd95`` (hd95 in pixels at the evaluation size).
         settings: The settings used.
-        image_size: ``(H, W)`` the metrics were computed at.
+        resolution: Where the metrics were computed: ``"native"`` (each image's own size) or
+            ``"stored HxW"``.
         info: Free-form description (model name, weights, device) carried into reports.
+        timings: One dict per (task, requested S, method): ``task, dataset, method,
+            requested_support, support_size, wall_s`` (seconds that method spent on the task's
+            targets, preparing the support set, training or adapting included).
+        probabilities: With ``keep_probabilities``: ``(task, actual S, method)`` -> one ``(H, W)``
+            float32 map per target (in the episode's target order) at the target's evaluation size.
     """
 
     records: list[dict[str, Any]]
     settings: EvalSettings
-    image_size: tuple[int, int]
+    resolution: str
     info: dict[str, Any] = field(default_factory=dict)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    probabilities: dict[tuple[str, int, str], list[np.ndarray]] = field(default_factory=dict)
 
 
-def _metric_rows(pred: torch.Tensor, ref: torch.Tensor) -> list[dict[str, float]]:
-    """``pred, ref (T, 1, H, W)`` bool -> one metrics dict per target."""
-    p, r = pred[:, 0], ref[:, 0]
-    cols = {
-        "dice": metrics.dice(p, r),
-        "iou": metrics.iou(p, r),
-        "sensitivity": metrics.sensitivity(p, r),
-        "specificity": metrics.specificity(p, r),
-        "hd95": metrics.hd95(p, r),
+def _metric_rows(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    """One metrics dict per target: ``preds[i], refs[i]`` bool ``(H_i, W_i)``."""
+    fns = {
+        "dice": metrics.dice,
+        "iou": metrics.iou,
+        "sensitivity": metrics.sensitivity,
+        "specificity": metrics.specificity,
+        "hd95": metrics.hd95,
     }
-    return [{k: float(v[i]) for k, v in cols.items()} for i in range(len(p))]
+    return [{k: float(fn(p, r)) for k, fn in fns.items()} for p, r in zip(preds, refs)]
 
 
 def _wants_ensemble(settings: EvalSettings, requested_support: int) -> bool:
@@ -124,68 +172,159 @@ def _wants_ensemble(settings: EvalSettings, requested_support: int) -> bool:
     return settings.ensemble > 1 and (cap is None or requested_support <= cap)
 
 
-@torch.no_grad()
-def _model_probs(
-    model: Callable[..., torch.Tensor],
-    task: BinaryTask,
-    targets: Sequence[int],
-    support: Sequence[int],
-    batch_size: int,
+def support_set(task: EvalTask, indices: Sequence[int], size: Sequence[int]) -> SupportSet:
+    """The support set a user builds from these pairs' files: ``SupportSet.from_arrays`` at ``size``."""
+    idx = list(indices)
+    names = [task.stems[i] for i in idx] if task.stems else None
+    return SupportSet.from_arrays([task.images[i] for i in idx], [task.masks[i] for i in idx], size, names=names)
+
+
+def predictor_probabilities(predictor: Predictor, support: SupportSet, targets: Sequence[Any]) -> list[np.ndarray]:
+    """``Predictor.set_support(support).predict_many(targets)``: ``(H, W)`` float32 maps at each target's size."""
+    return [p.probabilities for p in predictor.set_support(support).predict_many(list(targets))]
+
+
+def _prepared(images: Sequence[Any], size: tuple[int, int]) -> torch.Tensor:
+    """Targets prepared as the Predictor prepares them: ``(T, 1, h, w)`` in [0, 1]."""
+    return torch.stack([prepare_image(x, size, where=f"target #{i}") for i, x in enumerate(images)])
+
+
+class _Clock:
+    """Wall time per method; a method's total may include another's (e.g. the ensemble's first member)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    def run(self, method: str, fn: Callable[[], Any], *also: str) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        for m in (method, *also):
+            self.spent[m] = self.spent.get(m, 0.0) + dt
+        return out
+
+
+def _episode_probabilities(
+    model: Any,
+    predictor: Predictor,
+    task: EvalTask,
+    ep: Episode,
+    settings: EvalSettings,
     device: torch.device,
-) -> torch.Tensor:
-    """Foreground probabilities ``(T, 1, H, W)`` on CPU for the targets given one support set."""
-    sup_i = task.images[list(support)].to(device)[None]
-    sup_m = task.masks[list(support)].to(device)[None]
-    tgt_all = task.images[list(targets)]
-    out = []
-    for i in range(0, len(tgt_all), batch_size):
-        tgt = tgt_all[i : i + batch_size].to(device)
-        b = tgt.shape[0]
-        logits = model(tgt, sup_i.expand(b, -1, -1, -1, -1), sup_m.expand(b, -1, -1, -1, -1))
-        out.append(torch.sigmoid(logits.float()).cpu())
-    return torch.cat(out)
+    progress: bool,
+) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+    """Every method's probability maps for the episode's targets, and the seconds each took."""
+    size = predictor.input_size
+    targets = [task.images[t] for t in ep.targets]
+    clock = _Clock()
+    probs: dict[str, list[np.ndarray]] = {}
+    with_ens = ep.ensemble > 1
+    wants_ens = _wants_ensemble(settings, ep.requested_support)
+    ens_tag = ("universeg_ensemble",) if wants_ens else ()
+    support = clock.run("universeg", lambda: support_set(task, ep.supports[0], size), *ens_tag)
+    probs["universeg"] = clock.run(
+        "universeg", lambda: predictor_probabilities(predictor, support, targets), *ens_tag
+    )
+    if with_ens:
+        members = [probs["universeg"]]
+        for sup in ep.supports[1:]:
+            members.append(
+                clock.run(
+                    "universeg_ensemble",
+                    lambda sup=sup: predictor_probabilities(predictor, support_set(task, sup, size), targets),
+                )
+            )
+        probs["universeg_ensemble"] = [np.mean(np.stack(m), axis=0) for m in zip(*members)]
+    elif wants_ens:  # the whole pool is the support set: every member would be the same set
+        probs["universeg_ensemble"] = probs["universeg"]
+    seed = task_seed(settings.seed, ep.task, ep.support_size) % (2**31)
+    if settings.runs_adapt(ep.requested_support):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"adaptation needs a torch module, got {type(model).__name__} (a compiled model?)")
+        mix = ("universeg_adapt_mix",) if settings.adapt_mix else ()
+
+        def adapted_probs() -> list[np.ndarray]:
+            adapted = adapt_model(
+                model, support.images, support.binary().masks, settings.adapt, seed=seed, progress=progress
+            )
+            return predictor_probabilities(Predictor(adapted, device=device), support, targets)
+
+        probs["universeg_adapt"] = clock.run("universeg_adapt", adapted_probs, *mix)
+        if settings.adapt_mix:
+            clock.spent["universeg_adapt_mix"] += clock.spent["universeg"]
+            probs["universeg_adapt_mix"] = [(a + b) / 2 for a, b in zip(probs["universeg_adapt"], probs["universeg"])]
+    if settings.runs_baseline(ep.requested_support):
+
+        def unet_probs() -> list[np.ndarray]:
+            sup = support_set(task, ep.supports[0], size).binary()
+            net = train_baseline(
+                sup.images, sup.masks, settings.baseline_config, seed=seed, device=device, progress=progress
+            )
+            out = predict_baseline(net, _prepared(targets, size), settings.batch_size)
+            return to_original_size(out, [task.masks[t].shape for t in ep.targets])
+
+        probs["unet"] = clock.run("unet", unet_probs)
+        if settings.baseline_prior:
+
+            def unet_prior_probs() -> list[np.ndarray]:
+                sup = support_set(task, ep.supports[0], size).binary()
+                x = _prepared(targets, size)
+                # leave-one-out predictions for the support images (with one example, its own)
+                loo = in_context_probabilities(model, sup.images, sup.images, sup.masks, leave_out=len(sup) > 1)
+                net = train_baseline(
+                    sup.images, sup.masks, settings.baseline_config, seed=seed, device=device, progress=progress,
+                    priors=loo,
+                )
+                prior = in_context_probabilities(model, x, sup.images, sup.masks)
+                out = predict_baseline(net, x, settings.batch_size, priors=prior)
+                return to_original_size(out, [task.masks[t].shape for t in ep.targets])
+
+            probs["unet_prior"] = clock.run("unet_prior", unet_prior_probs)
+    return probs, clock.spent
 
 
 def evaluate(
     model: Callable[..., torch.Tensor],
-    tasks: Sequence[BinaryTask],
+    tasks: Sequence[EvalTask | BinaryTask],
     settings: EvalSettings | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
     info: dict[str, Any] | None = None,
+    keep_probabilities: bool = False,
 ) -> EvaluationResult:
-    """Evaluate an in-context model (and optionally the U-Net baseline) on held-out tasks.
+    """Evaluate an in-context model (and optionally adaptation and the U-Net baseline) on held-out tasks.
 
     Args:
-        model: A :class:`~universeg_plus.model.UniverSegPlus` (moved to ``device``, eval mode) or
-            any callable with the model contract (e.g. a compiled model).
-        tasks: Binary tasks at the model's input size (images ``(N, 1, H, W)`` in [0, 1], masks
-            in {0, 1}); none may have been used to train ``model`` (see
+        model: A :class:`~universeg_plus.model.UniverSegPlus` or any callable with the model contract
+            that :class:`~universeg_plus.predictor.Predictor` takes (e.g. a compiled model; not with
+            adaptation).
+        tasks: :class:`~universeg_plus.evaluation.native.EvalTask` s (the files at their own size,
+            from :func:`~universeg_plus.evaluation.native.native_tasks`) or ``BinaryTask`` s
+            (evaluated at their stored size); none may have been used to train ``model`` (see
             :func:`~universeg_plus.evaluation.holdout.check_held_out`).
         settings: Protocol and methods (default :class:`EvalSettings`).
         device: Where the model (and the baseline) run.
-        progress: Show a tqdm bar over (task, S).
+        progress: Show a tqdm bar over (task, S), and one per U-Net training / adaptation with its loss.
         info: Description carried into the result.
+        keep_probabilities: Keep every method's probability maps in the result (memory: one float32
+            map per target, method and S).
 
     Returns:
         An :class:`EvaluationResult`.
 
     Raises:
-        ValueError: no tasks, tasks of different sizes, or no task with at least 2 pairs.
+        ValueError: no tasks, or no task with at least 2 pairs.
+        TypeError: adaptation asked for a model that is not a torch module.
     """
     from tqdm.auto import tqdm
 
     settings = settings or EvalSettings()
-    tasks = list(tasks)
+    tasks = as_eval_tasks(tasks)
     if not tasks:
         raise ValueError("no tasks to evaluate")
-    sizes = {t.size for t in tasks}
-    if len(sizes) != 1:
-        raise ValueError(f"all tasks must be stored at one size, got {sorted(sizes)}")
-    image_size = sizes.pop()
+    resolutions = sorted({t.resolution for t in tasks})
     dev = torch.device(device)
-    if isinstance(model, torch.nn.Module):
-        model = model.to(dev).eval()
+    predictor = Predictor(model, device=dev)
     episodes = make_episodes(
         tasks,
         settings.support_sizes,
@@ -199,44 +338,36 @@ def evaluate(
         raise ValueError("no task has at least 2 pairs (a target and a support example)")
     by_name = {t.name: t for t in tasks}
     records: list[dict[str, Any]] = []
-    # (task, actual S, method) -> per-target metric rows; requested sizes capped to one S share it
-    cache: dict[tuple[str, int, str], list[dict[str, float]]] = {}
+    timings: list[dict[str, Any]] = []
+    kept: dict[tuple[str, int, str], list[np.ndarray]] = {}
+    # (task, actual S) -> method -> per-target metric rows, and seconds; requested sizes capped to one S share it
+    cache: dict[tuple[str, int], tuple[dict[str, list[dict[str, float]]], dict[str, float]]] = {}
     bar = tqdm(episodes, desc="evaluate", disable=not progress, unit="episode")
     for ep in bar:
         bar.set_postfix_str(f"{ep.task} S={ep.support_size}")
         task = by_name[ep.task]
-        ref = task.masks[list(ep.targets)] > 0.5
         key = (ep.task, ep.support_size)
-        if (*key, "universeg") not in cache:
-            probs = [
-                _model_probs(model, task, ep.targets, sup, settings.batch_size, dev) for sup in ep.supports
-            ]
-            cache[(*key, "universeg")] = _metric_rows(probs[0] > settings.threshold, ref)
-            if ep.ensemble > 1:
-                mean = torch.stack(probs).mean(0)
-                cache[(*key, "universeg_ensemble")] = _metric_rows(mean > settings.threshold, ref)
+        if key not in cache:
+            refs = [task.masks[t] for t in ep.targets]
+            probs, spent = _episode_probabilities(model, predictor, task, ep, settings, dev, progress)
+            rows = {m: _metric_rows([p > settings.threshold for p in ps], refs) for m, ps in probs.items()}
+            if keep_probabilities:
+                kept.update({(*key, m): ps for m, ps in probs.items()})
+            cache[key] = rows, spent
+        rows, spent = cache[key]
         methods = [("universeg", 1)]
-        if ep.ensemble > 1:
+        if "universeg_ensemble" in rows and _wants_ensemble(settings, ep.requested_support):
             methods.append(("universeg_ensemble", ep.ensemble))
-        elif _wants_ensemble(settings, ep.requested_support):
-            # the whole pool is the support set: every member would be the same set
-            cache.setdefault((*key, "universeg_ensemble"), cache[(*key, "universeg")])
-            methods.append(("universeg_ensemble", 1))
+        if settings.runs_adapt(ep.requested_support):
+            methods.append(("universeg_adapt", 1))
+            if settings.adapt_mix:
+                methods.append(("universeg_adapt_mix", 1))
         if settings.runs_baseline(ep.requested_support):
-            if (*key, "unet") not in cache:
-                net = train_baseline(
-                    task.images[list(ep.supports[0])],
-                    task.masks[list(ep.supports[0])],
-                    settings.baseline_config,
-                    seed=task_seed(settings.seed, ep.task, ep.support_size) % (2**31),
-                    device=dev,
-                )
-                probs = predict_baseline(net, task.images[list(ep.targets)], settings.batch_size)
-                cache[(*key, "unet")] = _metric_rows(probs > settings.threshold, ref)
             methods.append(("unet", 1))
+            if settings.baseline_prior:
+                methods.append(("unet_prior", 1))
         for method, n_ens in methods:
-            rows = cache[(*key, method)]
-            for t_idx, row in zip(ep.targets, rows):
+            for t_idx, row in zip(ep.targets, rows[method]):
                 records.append(
                     {
                         "task": ep.task,
@@ -250,12 +381,23 @@ def evaluate(
                         **row,
                     }
                 )
+            timings.append(
+                {
+                    "task": ep.task,
+                    "dataset": ep.dataset,
+                    "method": method,
+                    "requested_support": ep.requested_support,
+                    "support_size": ep.support_size,
+                    "wall_s": spent[method],
+                }
+            )
         log.info(
             "%s S=%d: mean dice %s",
             ep.task,
             ep.support_size,
-            ", ".join(f"{m} {sum(r['dice'] for r in cache[(*key, m)]) / len(ep.targets):.4f}" for m, _ in methods),
+            ", ".join(
+                f"{m} {sum(r['dice'] for r in rows[m]) / len(ep.targets):.4f} ({spent[m]:.1f} s)" for m, _ in methods
+            ),
         )
     bar.close()
-    return EvaluationResult(records, settings, image_size, dict(info or {}))
-
+    return EvaluationResult(records, settings, " + ".join(resolutions), dict(info or {}), timings, kept)

@@ -28,15 +28,19 @@ class UNet(nn.Module):
         width: Channels at the first level.
         depth: Number of levels (``depth - 1`` poolings); H and W must be divisible by
             ``2 ** (depth - 1)``.
+        in_channels: Input channels (1: the image; 2: the image and a prior probability map).
     """
 
-    def __init__(self, width: int = 16, depth: int = 4) -> None:
+    def __init__(self, width: int = 16, depth: int = 4, in_channels: int = 1) -> None:
         super().__init__()
-        if width < 1 or depth < 1:
-            raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+        if width < 1 or depth < 1 or in_channels < 1:
+            raise ValueError(
+                f"width, depth and in_channels must be >= 1, got width={width}, depth={depth}, in_channels={in_channels}"
+            )
         self.depth = depth
+        self.in_channels = in_channels
         widths = [width * 2**i for i in range(depth)]
-        self.down = nn.ModuleList(_block(c_in, c) for c_in, c in zip([1, *widths[:-1]], widths))
+        self.down = nn.ModuleList(_block(c_in, c) for c_in, c in zip([in_channels, *widths[:-1]], widths))
         self.up = nn.ModuleList(_block(widths[i] + widths[i + 1], widths[i]) for i in reversed(range(depth - 1)))
         self.pool = nn.MaxPool2d(2)
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
@@ -48,9 +52,9 @@ class UNet(nn.Module):
         return 2 ** (self.depth - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, H, W)`` float in [0, 1] -> logits ``(B, 1, H, W)``."""
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"UNet input must have shape (B, 1, H, W), got {tuple(x.shape)}")
+        """``(B, in_channels, H, W)`` float in [0, 1] -> logits ``(B, 1, H, W)``."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"UNet input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         m = self.size_multiple
         if x.shape[-2] % m or x.shape[-1] % m:
             raise ValueError(f"UNet input H and W must be divisible by {m}, got {tuple(x.shape[-2:])}")

@@ -1,0 +1,148 @@
+"""Support-set adaptation: a changed copy, an untouched original, seeded determinism, parts, checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+
+from universeg_plus import create_model, list_models
+from universeg_plus.adapt import AdaptConfig, adapt_model, in_context_probabilities, trainable_parameters
+from universeg_plus.predictor import Predictor
+from universeg_plus.support import SupportSet
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("universeg-tiny").eval()
+
+
+def _support(n: int = 4, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy images with one bright square each; the mask is the square."""
+    g = torch.Generator().manual_seed(seed)
+    images = 0.3 * torch.rand(n, 1, size, size, generator=g)
+    masks = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        y, x = torch.randint(0, size - 10, (2,), generator=g).tolist()
+        masks[i, :, y : y + 10, x : x + 10] = 1
+        images[i, :, y : y + 10, x : x + 10] += 0.6
+    return images, masks
+
+
+def _state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors that are exactly equal."""
+    return [k for k in a if torch.equal(a[k], b[k])]
+
+
+def test_adapted_copy_changes_and_original_does_not(model) -> None:
+    images, masks = _support()
+    before = _state(model)
+    adapted = adapt_model(model, images, masks, steps=3, lr=1e-2, seed=0, progress=False)
+    assert adapted is not model and not adapted.training
+    assert _equal(before, _state(model)) == list(before)  # original untouched
+    changed = set(before) - set(_equal(before, _state(adapted)))
+    assert changed, "3 steps at lr 1e-2 changed no weight"
+    # the original keeps its gradient flags, and holds no gradients after adaptation
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_same_seed_same_weights(model) -> None:
+    images, masks = _support()
+    a = adapt_model(model, images, masks, steps=2, lr=1e-2, seed=7, progress=False)
+    b = adapt_model(model, images, masks, steps=2, lr=1e-2, seed=7, progress=False)
+    c = adapt_model(model, images, masks, steps=2, lr=1e-2, seed=8, progress=False)
+    sa, sb, sc = _state(a), _state(b), _state(c)
+    assert _equal(sa, sb) == list(sa)
+    assert len(_equal(sa, sc)) < len(sa)
+
+
+@pytest.mark.parametrize("parts", ["decoder", "encoder", "last"])
+def test_parts_tune_only_their_parameters(model, parts) -> None:
+    images, masks = _support()
+    chosen = {n for n, _ in trainable_parameters(model, parts)}
+    adapted = adapt_model(model, images, masks, steps=2, lr=1e-2, parts=parts, progress=False)
+    before, after = _state(model), _state(adapted)
+    changed = set(before) - set(_equal(before, after))
+    assert changed and changed <= chosen, (parts, sorted(changed - chosen))
+    prefix = {"decoder": ("dec_blocks.", "out_conv."), "encoder": ("enc_blocks.",)}.get(parts)
+    if prefix:
+        assert all(n.startswith(prefix) for n in chosen)
+
+
+def test_zero_steps_is_an_unchanged_copy(model) -> None:
+    images, masks = _support()
+    same = adapt_model(model, images, masks, steps=0, progress=False)
+    assert same is not model and _equal(_state(model), _state(same)) == list(_state(model))
+
+
+def test_one_example_and_lower_resolution(model) -> None:
+    images, masks = _support(n=1, size=64)
+    adapted = adapt_model(model, images, masks, steps=2, lr=1e-2, size=(32, 32), progress=False)
+    assert len(_equal(_state(model), _state(adapted))) < len(_state(model))
+
+
+def test_reset_predictor_returns_to_the_original(model) -> None:
+    """What ``Predictor.reset()`` relies on: the original model predicts as before adaptation."""
+    images, masks = _support(n=5)
+    arrays = [im[0].numpy() for im in images]
+    support = SupportSet.from_arrays(arrays[:4], [m[0].numpy() > 0.5 for m in masks[:4]], size=(32, 32))
+    original = Predictor(model).set_support(support).predict(arrays[4]).probabilities
+    adapted = adapt_model(model, support.images, support.masks, steps=3, lr=1e-2, progress=False)
+    tuned = Predictor(adapted).set_support(support).predict(arrays[4]).probabilities
+    again = Predictor(model).set_support(support).predict(arrays[4]).probabilities
+    np.testing.assert_array_equal(again, original)
+    assert np.abs(tuned - original).max() > 1e-4
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_adapts(name) -> None:
+    """One step on a tiny support set (32x32 is a valid size for every conv-only variant)."""
+    torch.manual_seed(0)
+    m = create_model(name)
+    images, masks = _support(n=2)
+    adapted = adapt_model(m, images, masks, steps=1, lr=1e-2, batch_size=1, progress=False)
+    assert len(_equal(_state(m), _state(adapted))) < len(_state(m))
+
+
+def test_bad_arguments(model) -> None:
+    images, masks = _support()
+    with pytest.raises(TypeError, match="torch module"):
+        adapt_model(lambda *a: a[0], images, masks)
+    with pytest.raises(TypeError, match="torch tensors"):
+        adapt_model(model, images.numpy(), masks)
+    with pytest.raises(ValueError, match=r"\(S, 1, H, W\)"):
+        adapt_model(model, images[:, 0], masks[:, 0])
+    with pytest.raises(ValueError, match="must match"):
+        adapt_model(model, images, masks[:2])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        adapt_model(model, images * 3, masks)
+    with pytest.raises(ValueError, match="binary"):
+        adapt_model(model, images, masks * 0.5)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        adapt_model(model, images[..., :30, :30], masks[..., :30, :30])
+    with pytest.raises(ValueError, match="parts"):
+        adapt_model(model, images, masks, parts="head")
+    with pytest.raises(ValueError, match="steps"):
+        adapt_model(model, images, masks, steps=-1)
+    with pytest.raises(ValueError, match="learning_rate|extra"):
+        adapt_model(model, images, masks, learning_rate=0.1)
+    with pytest.raises(ValueError, match="size"):
+        AdaptConfig(size=(30, 0))
+
+
+def test_in_context_probabilities_leave_out(model) -> None:
+    images, masks = _support(n=3)
+    p = in_context_probabilities(model, images, images, masks, leave_out=True, batch_size=2)
+    assert p.shape == (3, 1, 32, 32) and 0 <= float(p.min()) and float(p.max()) <= 1
+    with torch.no_grad():
+        ref = torch.sigmoid(model(images[1:2], images[[0, 2]][None], masks[[0, 2]][None]))
+    torch.testing.assert_close(p[1:2], ref, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="leave_out"):
+        in_context_probabilities(model, images[:2], images, masks, leave_out=True)
