@@ -146,3 +146,71 @@ def test_in_context_probabilities_leave_out(model) -> None:
     torch.testing.assert_close(p[1:2], ref, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="leave_out"):
         in_context_probabilities(model, images[:2], images, masks, leave_out=True)
+
+
+# ---------------------------------------------------------------- Predictor.adapt / reset
+def _arrays(n: int = 5, size: int = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    images, masks = _support(n=n, size=size)
+    return [im[0].numpy() for im in images], [m[0].numpy().astype(np.uint8) for m in masks]
+
+
+def test_predictor_adapt_then_reset(model) -> None:
+    images, masks = _arrays()
+    support = SupportSet.from_arrays(images[:4], masks[:4], size=(32, 32))
+    predictor = Predictor(model).set_support(support)
+    before = _state(model)
+    original = predictor.predict(images[4]).probabilities
+    assert predictor.adapt(steps=3, lr=1e-2, progress=False) is predictor and predictor.adapted
+    tuned = predictor.predict(images[4]).probabilities
+    assert np.abs(tuned - original).max() > 1e-4
+    # the same adaptation through the function gives the same map (evaluate's rows rely on it)
+    direct = adapt_model(model, support.images, support.masks, steps=3, lr=1e-2, seed=0, progress=False)
+    np.testing.assert_allclose(Predictor(direct).set_support(support).predict(images[4]).probabilities, tuned, atol=1e-6)
+    assert _equal(before, _state(model)) == list(before)  # the Predictor's model is never changed
+    assert not predictor.reset().adapted
+    np.testing.assert_array_equal(predictor.predict(images[4]).probabilities, original)
+
+
+def test_new_support_set_drops_the_adapted_copy(model) -> None:
+    images, masks = _arrays()
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images[:4], masks[:4], size=(32, 32)))
+    predictor.adapt(steps=1, progress=False)
+    assert predictor.adapted
+    predictor.set_support(SupportSet.from_arrays(images[1:], masks[1:], size=(32, 32)))
+    assert not predictor.adapted
+
+
+def test_multi_label_support_adapts_one_copy_per_label(model) -> None:
+    images, masks = _arrays()
+    labels = [m.copy() for m in masks]
+    for m in labels[::2]:
+        m[:4, :4] = 2  # a second label in some examples
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images[:4], labels[:4], size=(32, 32)))
+    predictor.adapt(steps=1, progress=False)
+    assert sorted(predictor._adapted) == [1, 2]
+    pred = predictor.predict(images[4])
+    assert pred.probabilities.shape == (2, 32, 32) and pred.classes == [1, 2]
+
+
+def test_predictor_adapt_errors(model) -> None:
+    with pytest.raises(RuntimeError, match="set_support"):
+        Predictor(model).adapt(steps=1)
+    images, masks = _arrays()
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images[:4], masks[:4], size=(32, 32)))
+    with pytest.raises(ValueError, match="steps"):
+        predictor.adapt(steps=-1)
+    with pytest.raises(ValueError, match="extra|learning_rate"):
+        predictor.adapt(learning_rate=0.1)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        predictor.adapt(steps=1, seed=1.5)
+    assert not predictor.adapted  # nothing half-adapted after a refused call
+
+    class Compiled:  # what a compiled model looks like to the Predictor: callable with a config, no parameters
+        config = model.config
+
+        def __call__(self, *a):
+            return model(*a)
+
+    compiled = Predictor(Compiled()).set_support(SupportSet.from_arrays(images[:4], masks[:4], size=(32, 32)))
+    with pytest.raises(TypeError, match="eager torch model"):
+        compiled.adapt(steps=1)

@@ -92,6 +92,10 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
         (["--ensemble", "99", "--support-size", "3"], "different subsets"),
         (["--threshold", "2"], "--threshold"),
         (["--model", "no-such-model"], "unknown model"),
+        (["--tiled", "--adapt-steps", "2"], "cannot be combined"),
+        (["--tiled", "--ensemble", "2"], "not to --tiled"),
+        (["--tiled", "--tile-overlap", "1.5"], "overlap"),
+        (["--adapt-steps", "2", "--adapt-lr", "-1"], "lr"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, support_dirs, capsys, extra, message):
@@ -196,3 +200,41 @@ def test_default_model_has_weights_and_clashing_outputs_are_refused(tmp_path, su
     assert "randomly initialised" not in proc.stderr
     assert np.asarray(Image.open(tmp_path / "o" / "x.png")).shape == (20, 20)
     assert f"model {default_model_name()!r} with its pretrained weights" in proc.stderr
+
+
+def test_adapt_steps_changes_the_masks_and_writes_them(tmp_path, support_dirs):
+    """``--adapt-steps`` fine-tunes a copy on the support set before segmenting (seeded: reproducible)."""
+    images, masks = support_dirs
+    target = tmp_path / "t.png"
+    Image.open(images / "ex1.png").save(target)
+    common = ["segment", "--support-images", str(images), "--support-masks", str(masks), "--target", str(target),
+              "--model", "universeg-tiny", "--random-weights", "--save-probabilities"]
+    import torch
+
+    for out, extra in (("plain", []), ("a1", ["--adapt-steps", "3", "--adapt-lr", "0.01"]),
+                       ("a2", ["--adapt-steps", "3", "--adapt-lr", "0.01"])):
+        torch.manual_seed(0)  # the same random weights each time: only adaptation differs
+        assert main([*common, "--out", str(tmp_path / out), *extra]) == 0
+    plain, a1, a2 = (np.load(tmp_path / d / "t_prob.npy") for d in ("plain", "a1", "a2"))
+    assert a1.shape == plain.shape == (2, 45, 61)
+    assert np.abs(a1 - plain).max() > 1e-4
+    np.testing.assert_allclose(a1, a2, atol=1e-6)
+
+
+def test_tiled_mode_via_real_process(tmp_path):
+    """``--tiled`` in a fresh process: native-size output, binary mask, fused with the global view on request."""
+    _write_support(tmp_path / "sup", n=3, shape=(150, 170))
+    target = tmp_path / "t.png"
+    Image.open(tmp_path / "sup" / "images" / "ex0.png").save(target)
+    common = ["--support-images", str(tmp_path / "sup" / "images"), "--support-masks", str(tmp_path / "sup" / "masks"),
+              "--target", str(target), "--model", "universeg-tiny", "--random-weights", "--save-probabilities"]
+    for fusion in ("none", "mean"):
+        proc = _cli(*common, "--out", str(tmp_path / fusion), "--tiled", "--tile-fusion", fusion,
+                    "--windows-per-support", "2")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        mask = np.asarray(Image.open(tmp_path / fusion / "t.png"))
+        assert mask.shape == (150, 170) and set(np.unique(mask)) <= {0, 1}
+        prob = np.load(tmp_path / fusion / "t_prob.npy")
+        assert prob.shape == (150, 170) and 0 <= prob.min() and prob.max() <= 1
+        np.testing.assert_array_equal(mask, (prob > 0.5).astype(np.uint8))
+    assert not np.array_equal(np.load(tmp_path / "none" / "t_prob.npy"), np.load(tmp_path / "mean" / "t_prob.npy"))

@@ -45,7 +45,8 @@ DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 TINY = "universeg-tiny"
 SEGMENT_DEFAULTS = {
     "model": TINY, "backend": "eager", "support_size": 0, "ensemble": 1, "threshold": 0.5, "slice_index": -1,
-    "axis": 2, "seed": 0, "perturbation": "none", "severity": 3, "where": "target",
+    "axis": 2, "seed": 0, "perturbation": "none", "severity": 3, "where": "target", "adapt": False,
+    "adapt_steps": 100,
 }
 
 
@@ -210,6 +211,28 @@ def test_png_output_and_dice_match_the_predictor(tmp_path, cache):
     ref = read_image(masks[3]) == 255
     assert result.dice == {1: pytest.approx(float(dice(expected.mask == 1, ref)))}
     assert f"**Dice** {result.dice[1]:.3f}" in result.summary and "random weights" in result.summary
+
+
+def test_adapt_checkbox_is_predictor_adapt_and_the_next_click_is_not_adapted(tmp_path, cache):
+    images, masks = _pairs(tmp_path, n=4)
+
+    def click(**settings):
+        return run_segmentation(images[:3], masks[:3], images[3], None, SegmentSettings(model=TINY, **settings),
+                                cache, tmp_path / "out")
+
+    adapted = click(adapt_steps=3, seed=1)
+    support = SupportSet.from_paths(images[:3], masks[:3], size=(32, 32))
+    expected = Predictor(_seeded_tiny()).set_support(support).adapt(steps=3, seed=1, progress=False)
+    np.testing.assert_allclose(
+        adapted.prediction.probabilities, expected.predict(read_image(images[3])).probabilities, atol=1e-6
+    )
+    assert "**Adapted** to the support set: 3 steps" in adapted.summary
+    plain = click()  # the cached predictor must not keep the adapted copy
+    again = Predictor(_seeded_tiny()).set_support(support).predict(read_image(images[3]))
+    np.testing.assert_allclose(plain.prediction.probabilities, again.probabilities, atol=1e-6)
+    assert "Adapted" not in plain.summary
+    with pytest.raises(ValueError, match="eager backend"):
+        click(adapt_steps=3, backend="tvm")
 
 
 def test_volume_target_gives_png_and_nifti_in_the_volume_grid(tmp_path, cache):

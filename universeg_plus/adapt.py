@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
 from .io.inputs import resize_image, resize_indicators
@@ -40,7 +40,7 @@ from .train.augment import (
 )
 from .train.loss import DiceBCELoss
 
-__all__ = ["PARTS", "AdaptConfig", "adapt_model", "in_context_probabilities", "trainable_parameters"]
+__all__ = ["PARTS", "AdaptConfig", "adapt_config", "adapt_model", "in_context_probabilities", "trainable_parameters"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,23 @@ class AdaptConfig(BaseModel):
         if v is not None and (len(v) != 2 or min(v) < 1):
             raise ValueError(f"size must be two positive integers (H, W), got {v}")
         return v
+
+
+def adapt_config(base: AdaptConfig | None = None, **options: object) -> AdaptConfig:
+    """``base`` (default :class:`AdaptConfig`) with ``options`` overriding its fields.
+
+    Raises:
+        ValueError: an unknown field or a value out of range, every problem on one line.
+    """
+    data = {**(base or AdaptConfig()).model_dump(), **options}
+    try:
+        return AdaptConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'options'}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise ValueError(f"invalid adaptation options: {problems}") from None
 
 
 def _augmentation() -> Compose:
@@ -216,9 +233,7 @@ def adapt_model(
             f"adaptation needs a torch module (UniverSegPlus), got {type(model).__name__}; "
             "adapt the eager model, then compile the adapted copy"
         )
-    cfg = config or AdaptConfig()
-    if options:
-        cfg = AdaptConfig(**{**cfg.model_dump(), **options})  # validates the overrides
+    cfg = adapt_config(config, **options) if options else config or AdaptConfig()
     multiple = getattr(getattr(model, "config", None), "size_multiple", 1)
     _check_support(support_images, support_masks, multiple)
     if cfg.size is not None and (cfg.size[0] % multiple or cfg.size[1] % multiple):

@@ -160,6 +160,7 @@ class Predictor:
         self.model = model
         self.input_size, self._fixed_s, self._fixed_b = _model_io(model)
         self._support: SupportSet | None = None
+        self._adapted: dict[int, nn.Module] = {}
 
     # ------------------------------------------------------------------ support
     def set_support(self, support: SupportSet) -> Predictor:
@@ -173,6 +174,9 @@ class Predictor:
             support = support.resized(self.input_size)
         if not support.classes:
             log.warning("the support set has no foreground in any mask: predictions will be (nearly) empty")
+        if self._adapted:
+            log.info("new support set: the adapted copy belonged to the previous one, back to the original model")
+            self._adapted = {}
         self._support = support
         return self
 
@@ -182,6 +186,72 @@ class Predictor:
         if self._support is None:
             raise RuntimeError("no support set: call predictor.set_support(SupportSet...) before predict()")
         return self._support
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(
+        self,
+        steps: int | None = None,
+        lr: float | None = None,
+        seed: int = 0,
+        parts: str | None = None,
+        progress: bool = True,
+        **options: Any,
+    ) -> Predictor:
+        """Fine-tune a copy of the model on the current support set (test-time adaptation).
+
+        Episodes come from the support set alone (leave-k-out, augmented); see
+        :func:`universeg_plus.adapt.adapt_model` and :class:`~universeg_plus.adapt.AdaptConfig` for
+        the defaults (300 steps, lr 1e-3, 64x64 crops: about the wall time of training the per-task
+        U-Net of ``universeg-plus evaluate --baseline``). Later predictions use the adapted copy with
+        the full support set; the original model is never changed, :meth:`reset` returns to it, and
+        :meth:`set_support` with a new set does too. A multi-label set adapts one copy per label.
+
+        Args:
+            steps: Adam steps (default: ``AdaptConfig.steps``).
+            lr: Peak learning rate (default: ``AdaptConfig.lr``).
+            seed: Seeds episodes and augmentation (same support + seed -> same weights).
+            parts: ``"all"``, ``"decoder"``, ``"encoder"`` or ``"last"`` (default ``"all"``).
+            progress: Show a progress bar with the loss.
+            **options: Other :class:`~universeg_plus.adapt.AdaptConfig` fields (``batch_size``, ``crop`` ...).
+
+        Returns:
+            ``self``, adapted.
+
+        Raises:
+            RuntimeError: no support set yet.
+            TypeError: a compiled model (adapt the eager model, then compile the copy), or bad option types.
+            ValueError: option values out of range.
+        """
+        from .adapt import adapt_config, adapt_model
+
+        support = self.support
+        if not isinstance(self.model, nn.Module):
+            raise TypeError(
+                f"adapt() needs an eager torch model, this Predictor holds {type(self.model).__name__}; "
+                "adapt with backend='eager' (compiled models cannot be fine-tuned)"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+        given = {"steps": steps, "lr": lr, "parts": parts}
+        config = adapt_config(**{k: v for k, v in given.items() if v is not None}, **options)
+        adapted: dict[int, nn.Module] = {}
+        for c in support.classes or [1]:
+            masks = (support.masks == c).float() if support.classes else support.masks
+            if len(support.classes) > 1:
+                log.info("adapting a copy for label %d", c)
+            adapted[c] = adapt_model(self.model, support.images, masks, config, seed=int(seed), progress=progress)
+        self._adapted = adapted
+        return self
+
+    def reset(self) -> Predictor:
+        """Drop the adapted copy: predict with the original model again (the support set stays)."""
+        self._adapted = {}
+        return self
+
+    @property
+    def adapted(self) -> bool:
+        """Whether predictions use a copy adapted to the current support set (:meth:`adapt`)."""
+        return bool(self._adapted)
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -369,7 +439,12 @@ class Predictor:
         classes = support.classes or [1]
         x = torch.stack([standardize_image(torch.from_numpy(t), self.input_size)[None] for t in targets])
         probs = torch.stack(
-            [self._probabilities(x, support.images, (support.masks == c).float(), subsets, flips) for c in classes],
+            [
+                self._probabilities(
+                    self._adapted.get(c, self.model), x, support.images, (support.masks == c).float(), subsets, flips
+                )
+                for c in classes
+            ],
             dim=1,
         )  # (N, C, h, w)
         out = []
@@ -412,6 +487,7 @@ class Predictor:
     @torch.inference_mode()
     def _probabilities(
         self,
+        model: Any,
         x: torch.Tensor,
         s_img: torch.Tensor,
         s_lab: torch.Tensor,
@@ -427,15 +503,16 @@ class Predictor:
                 si, sl = s_img[chunk], s_lab[chunk]
                 for dims in views:
                     p = self._forward_batches(
+                        model,
                         x.flip(dims) if dims else x, si.flip(dims) if dims else si, sl.flip(dims) if dims else sl
                     )
                     total += (p.flip(dims) if dims else p) * len(chunk)
                     weight += len(chunk)
         return total / weight
 
-    def _forward_batches(self, x: torch.Tensor, si: torch.Tensor, sl: torch.Tensor) -> torch.Tensor:
+    def _forward_batches(self, model: Any, x: torch.Tensor, si: torch.Tensor, sl: torch.Tensor) -> torch.Tensor:
         batching = {"batch_size": self._fixed_b, "pad_batch": True} if self._fixed_b else {"max_pairs": self.max_pairs}
-        return predict_probabilities(self.model, x, si, sl, device=self.device, **batching)[:, 0]
+        return predict_probabilities(model, x, si, sl, device=self.device, **batching)[:, 0]
 
 
 def _predict_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io.images import file_stem, list_image_files
+from .io.images import file_stem, paired_files
 from .io.inputs import (
     MAX_LABELS,
     MaskResize,
@@ -185,32 +185,23 @@ class SupportSet:
         if masks_dir is None:
             root = Path(images_dir)
             images_dir, masks_dir = root / "images", root / "masks"
-        imgs = {file_stem(p): p for p in list_image_files(images_dir)}
-        msks = {file_stem(p): p for p in list_image_files(masks_dir)}
-        if not imgs:
-            raise ValueError(f"no image files in {images_dir}")
-        lonely = sorted(set(imgs) ^ set(msks))
-        if lonely:
-            shown = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
-            raise ValueError(
-                f"{len(lonely)} file(s) in {images_dir} / {masks_dir} have no partner with the same stem: {shown}"
-            )
+        pairs = paired_files(images_dir, masks_dir)
         parts: list[SupportSet] = []
         flat_i: list[Path] = []
         flat_m: list[Path] = []
-        for stem in sorted(imgs):
-            img = read_input(imgs[stem], "support image")
+        for stem, image_path, mask_path in pairs:
+            img = read_input(image_path, "support image")
             if img.is_volume:
-                mask = volume_array(msks[stem], "support mask")
+                mask = volume_array(mask_path, "support mask")
                 parts.append(
                     cls.from_volume(
-                        Named(img.data, img.name), Named(mask, msks[stem].name), axis=axis, max_slices=max_slices,
+                        Named(img.data, img.name), Named(mask, mask_path.name), axis=axis, max_slices=max_slices,
                         size=size, mask_resize=mask_resize, name=stem, max_labels=max_labels,
                     )
                 )
             else:
-                flat_i.append(Named(img.data, str(imgs[stem])))
-                flat_m.append(msks[stem])
+                flat_i.append(Named(img.data, str(image_path)))
+                flat_m.append(mask_path)
         if flat_i:
             parts.insert(
                 0, cls.from_arrays(flat_i, flat_m, size, mask_resize, [file_stem(p.name) for p in flat_i],

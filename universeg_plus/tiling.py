@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -448,6 +450,52 @@ class TiledSegmenter:
         if view.scale != self.scale:
             raise ValueError(f"view {view.name} needs a segmenter at scale {view.scale}, this one is at {self.scale}")
         return self.predict(target) if view.fusion is None else self.predict_multiscale(target, view.fusion)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike,
+        out_path: str | os.PathLike,
+        threshold: float = 0.5,
+        fusion: FusionRule | None = None,
+        probabilities_path: str | os.PathLike | None = None,
+    ) -> np.ndarray:
+        """Segment a 2D image file and write its binary label map (0/1) atomically.
+
+        Args:
+            path: A 2D image file (PNG/JPEG/TIFF/BMP/NPY/NIfTI with one slice).
+            out_path: ``.png``/``.npy`` (or ``.nii``/``.nii.gz`` for a NIfTI input, keeping its affine).
+            threshold: Foreground probability cut-off in (0, 1).
+            fusion: ``None`` (tiled view only), ``"mean"`` or ``"max"`` (fused with the global view).
+            probabilities_path: Also write the probabilities there (``.npy``, float32).
+
+        Returns:
+            The ``(H, W)`` uint8 mask written.
+
+        Raises:
+            FileNotFoundError / ValueError: missing or unreadable file, a volume (tiled mode is 2D),
+                an output suffix that does not fit, bad options. Nothing is written then.
+        """
+        from .io.images import write_labels, write_npy
+        from .io.inputs import read_input
+
+        if isinstance(threshold, bool) or not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        if fusion is not None:
+            _check_choice("fusion", fusion, FUSION_RULES)
+        src = read_input(path)
+        if src.is_volume:
+            raise ValueError(f"tiled mode segments 2D images; {src.name} is a volume {src.data.shape}")
+        if not Path(out_path).name.lower().endswith(src.output_suffixes):
+            raise ValueError(f"cannot write the mask of {src.name} to {Path(out_path).name}: use {src.output_suffixes}")
+        if probabilities_path is not None and not str(probabilities_path).lower().endswith(".npy"):
+            raise ValueError(f"probabilities_path must end in .npy, got {probabilities_path}")
+        target = src.data
+        probs = self.predict(target) if fusion is None else self.predict_multiscale(target, fusion)
+        mask = (probs > float(threshold)).astype(np.uint8)
+        write_labels(out_path, mask, src.nifti)
+        if probabilities_path is not None:
+            write_npy(probabilities_path, probs)
+        return mask
 
     # ------------------------------------------------------------------ internals
     @torch.inference_mode()

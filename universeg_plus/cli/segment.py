@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..io.inputs import MAX_LABELS
 
@@ -96,6 +97,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-probabilities", action="store_true",
         help="also write the probability maps as <stem>_prob.npy (float32; a class axis first for several labels)",
     )
+    more = parser.add_argument_group("adaptation and native resolution")
+    more.add_argument(
+        "--adapt-steps", type=_positive, default=None, metavar="N",
+        help="first fine-tune a copy of the model on the support set for N steps (Predictor.adapt; "
+        "300 is about the time of training a small per-task U-Net)",
+    )
+    more.add_argument("--adapt-lr", type=float, default=None, help="adaptation learning rate (default: 1e-3)")
+    more.add_argument(
+        "--tiled", action="store_true",
+        help="segment 2D images at native resolution in overlapping windows (thin/small structures); "
+        "support from --support-images/--support-masks, any non-zero label is foreground",
+    )
+    more.add_argument("--tile-scale", type=float, default=1.0, help="resize factor before tiling (default: 1.0 = native)")
+    more.add_argument("--tile-overlap", type=float, default=0.5, help="overlap of neighbouring windows in [0, 1)")
+    more.add_argument(
+        "--windows-per-support", type=_positive, default=4, metavar="N", help="support windows per example (default: 4)"
+    )
+    more.add_argument(
+        "--tile-fusion", choices=("none", "mean", "max"), default="none",
+        help="fuse the tiled view with the whole-image view (default: none, the tiled view alone)",
+    )
 
 
 def _targets(path: Path) -> list[Path]:
@@ -132,9 +154,6 @@ def _outputs(targets: list[Path], out_dir: Path, probabilities: bool) -> list[tu
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..io.atomic import clean_stale_partials
     from ..predictor import Predictor
     from ..support import SupportSet
 
@@ -149,7 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out must be a folder, but {out_dir} is a file")
     outputs = _outputs(targets, out_dir, args.save_probabilities)
+    _check_mode(args)
     predictor = Predictor(args.model, device=args.device, pretrained=False if args.random_weights else None)
+    if args.tiled:
+        return _run_tiled(args, predictor, targets, outputs)
     if args.support_set is not None:
         support = SupportSet.load(args.support_set)
     else:
@@ -164,7 +186,53 @@ def run(args: argparse.Namespace) -> int:
         flips=args.flips, seed=args.seed,
     )
     predictor.check_options(**options)  # a bad option stops the run before any output
-    for stale in clean_stale_partials(out_dir):
+    if args.adapt_steps:
+        predictor.adapt(steps=args.adapt_steps, lr=args.adapt_lr, seed=args.seed)
+
+    def segment_one(path: Path, dest: Path, prob: Path | None) -> Any:
+        return predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, **options).mask
+
+    return _batch(args, targets, outputs, segment_one)
+
+
+def _check_mode(args: argparse.Namespace) -> None:
+    """Options that do not go together, refused before any model is loaded."""
+    if not args.tiled:
+        return
+    if args.support_set is not None:
+        raise ValueError("--tiled needs the native-size examples: give --support-images and --support-masks")
+    if args.adapt_steps:
+        raise ValueError("--tiled and --adapt-steps cannot be combined; choose one")
+    if args.ensemble != 1 or args.support_size is not None or args.flips:
+        raise ValueError("--ensemble, --support-size and --flips apply to whole-image mode, not to --tiled")
+
+
+def _run_tiled(args: argparse.Namespace, predictor: Any, targets: list[Path], outputs: list) -> int:
+    from ..io.images import paired_files
+    from ..tiling import TiledSegmenter
+
+    tiler = TiledSegmenter(
+        predictor.model, scale=args.tile_scale, overlap=args.tile_overlap,
+        windows_per_support=args.windows_per_support, seed=args.seed, device=predictor.device,
+    )
+    pairs = paired_files(args.support_images, args.support_masks)
+    tiler.set_support([p[1] for p in pairs], [p[2] for p in pairs])
+    log.info("tiled support: %d windows from %d examples", tiler.support_windows[0].shape[0], len(pairs))
+    fusion = None if args.tile_fusion == "none" else args.tile_fusion
+
+    def segment_one(path: Path, dest: Path, prob: Path | None) -> Any:
+        return tiler.predict_file(path, dest, threshold=args.threshold, fusion=fusion, probabilities_path=prob)
+
+    return _batch(args, targets, outputs, segment_one)
+
+
+def _batch(args: argparse.Namespace, targets: list[Path], outputs: list, segment_one: Any) -> int:
+    """Segment every target (skipping complete outputs with --skip-existing); failures listed, exit 1."""
+    from tqdm import tqdm
+
+    from ..io.atomic import clean_stale_partials
+
+    for stale in clean_stale_partials(Path(args.out)):
         log.info("removed a stale temporary: %s", stale)
     failures: list[tuple[Path, str]] = []
     skipped = 0
@@ -175,13 +243,13 @@ def run(args: argparse.Namespace) -> int:
             log.info("%s: %s exists, skipped", path.name, dest)
             continue
         try:
-            pred = predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, **options)
+            mask = segment_one(path, dest, prob)
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
             failures.append((path, str(exc)))
             log.warning("%s failed: %s", path.name, exc)
             continue
-        fg = float((pred.mask != 0).mean())
-        print(f"{path.name} -> {pred.path} (foreground {100 * fg:.1f}%)")
+        fg = float((mask != 0).mean())
+        print(f"{path.name} -> {dest} (foreground {100 * fg:.1f}%)")
     if skipped:
         print(f"skipped {skipped} target(s) whose outputs exist (--skip-existing)")
     if failures:

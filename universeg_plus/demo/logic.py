@@ -81,7 +81,9 @@ class SegmentSettings:
         where: Which inputs the perturbation changes (a key of ``WHERE``).
         slice_index: Slice of a volume target (``None``: the middle one).
         axis: Slicing axis of a volume target.
-        seed: Seed of the support-subset draw and of the perturbation.
+        seed: Seed of the support-subset draw, the perturbation and the adaptation.
+        adapt_steps: Fine-tune a copy of the model on the support set for this many steps first
+            (``Predictor.adapt``; 0 = off, eager backend only).
     """
 
     model: str = field(default_factory=default_model_name)
@@ -95,6 +97,7 @@ class SegmentSettings:
     slice_index: int | None = None
     axis: int = 2
     seed: int = 0
+    adapt_steps: int = 0
 
 
 @dataclass
@@ -149,6 +152,8 @@ def _summary(
         f"**Support** {len(support)} examples, labels {support.classes}; support size used "
         f"{settings.support_size or 'default'}, ensemble {settings.ensemble}, threshold {settings.threshold:g}"
     )
+    if settings.adapt_steps:
+        lines.append(f"**Adapted** to the support set: {settings.adapt_steps} steps (a fine-tuned copy of the model)")
     if settings.perturbation != NO_PERTURBATION:
         lines.append(f"**Perturbation** {settings.perturbation}, severity {settings.severity}, on {settings.where}")
     lines.append(f"**Target** {target.describe()}")
@@ -192,6 +197,9 @@ def run_segmentation(
     start = time.perf_counter()
     support_size = _int_or_none(settings.support_size, "the support size", 0) or None
     ensemble = _int_or_none(settings.ensemble, "the ensemble size", 1) or 1
+    adapt_steps = _int_or_none(settings.adapt_steps, "the adaptation steps", 0) or 0
+    if adapt_steps and settings.backend != "eager":
+        raise ValueError(f"adaptation fine-tunes the eager model; choose the eager backend (got {settings.backend})")
     slice_index = _int_or_none(settings.slice_index, "the slice index", 0)
     threshold = float(settings.threshold)
     if not 0.0 < threshold < 1.0:
@@ -203,7 +211,9 @@ def run_segmentation(
     image, support = perturb_inputs(
         target.image, support, settings.perturbation, settings.severity, settings.where, settings.seed
     )
-    predictor.set_support(support)
+    predictor.set_support(support)  # a new support set also drops an adapted copy of an earlier click
+    if adapt_steps:
+        predictor.adapt(steps=adapt_steps, seed=int(settings.seed), progress=True)
     pred = predictor.predict(
         Named(image, f"{target.name} (the target)"), threshold=threshold, ensemble=ensemble,
         support_size=support_size, seed=int(settings.seed),
@@ -226,7 +236,9 @@ def run_segmentation(
         summary="",
         warnings=warnings,
     )
-    used = dataclasses.replace(settings, support_size=support_size, ensemble=ensemble, threshold=threshold)
+    used = dataclasses.replace(
+        settings, support_size=support_size, ensemble=ensemble, threshold=threshold, adapt_steps=adapt_steps
+    )
     result.summary = _summary(used, support, target, pred, scores, warnings, time.perf_counter() - start)
     return result
 

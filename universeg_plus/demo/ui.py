@@ -135,6 +135,9 @@ def build_demo(
         perturbation: str,
         severity: float,
         where: str,
+        adapt: bool = False,
+        adapt_steps: float | None = 100,
+        progress: Any = gr.Progress(track_tqdm=True),  # noqa: B008  (gradio's idiom: shows the adaptation bar)
     ) -> tuple[Any, Any, str, list[str]]:
         """Segment the target from the support examples; returns overlay, probability, summary, files."""
         try:
@@ -144,6 +147,7 @@ def build_demo(
                 where=where, slice_index=None if slice_index is None or slice_index < 0 else slice_index,
                 axis=_whole(axis, "the axis"),
                 seed=_whole(seed or 0, "the seed"),
+                adapt_steps=_whole(adapt_steps or 0, "the adaptation steps") if adapt else 0,
             )
             result = run_segmentation(
                 support_images, support_masks, target, reference, settings, cache, out_root / "outputs"
@@ -207,6 +211,14 @@ def build_demo(
                         )
                         axis = gr.Dropdown([0, 1, 2], value=2, label="Volume axis")
                         seed = gr.Number(0, precision=0, label="Seed")
+                with gr.Row():
+                    adapt = gr.Checkbox(
+                        False, label="Adapt to the support set first", elem_id="adapt",
+                        info="fine-tunes a copy of the model on the examples (a progress bar shows the loss)",
+                    )
+                    adapt_steps = gr.Number(
+                        100, precision=0, minimum=1, maximum=2000, label="Adaptation steps", elem_id="adapt-steps"
+                    )
                 with gr.Accordion("Perturbation (robustness)", open=False):
                     perturbation = gr.Dropdown(perturbation_choices(), value="none", label="Perturbation")
                     severity = gr.Slider(1, 5, value=3, step=1, label="Severity")
@@ -227,7 +239,7 @@ def build_demo(
             segment,
             inputs=[
                 support_images, support_masks, target, reference, model, backend, support_size, ensemble,
-                threshold, slice_index, axis, seed, perturbation, severity, where,
+                threshold, slice_index, axis, seed, perturbation, severity, where, adapt, adapt_steps,
             ],
             outputs=[overlay, probability, summary, downloads],
             api_name="segment",

@@ -12,8 +12,8 @@ Every method sees the same inputs a :class:`~universeg_plus.predictor.Predictor`
   ``Predictor.predict_many(target images)``, probabilities at each target's original size;
 * ensemble: the mean of those probabilities over the protocol's support sets (the Predictor's own
   ensembling averages before its linear upsampling, which gives the same map);
-* UniverSeg + adapt: :func:`~universeg_plus.adapt.adapt_model` on the prepared support set, then a
-  Predictor with the adapted copy and the same support set (what ``Predictor.adapt`` does);
+* UniverSeg + adapt: ``Predictor.adapt()`` on the same support set (a copy fine-tuned by
+  :func:`~universeg_plus.adapt.adapt_model`), then ``predict_many``, then ``reset()``;
 * U-Net: trained on the prepared support tensors, applied to the prepared targets, its model-size
   probabilities upsampled to each target's size by the Predictor's rule
   (:func:`~universeg_plus.evaluation.native.to_original_size`).
@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import metrics
-from ..adapt import AdaptConfig, adapt_model, in_context_probabilities
+from ..adapt import AdaptConfig, in_context_probabilities
 from ..data.tasks import BinaryTask
 from ..io.inputs import prepare_image
 from ..predictor import Predictor
@@ -243,11 +243,12 @@ def _episode_probabilities(
             raise TypeError(f"adaptation needs a torch module, got {type(model).__name__} (a compiled model?)")
         mix = ("universeg_adapt_mix",) if settings.adapt_mix else ()
 
-        def adapted_probs() -> list[np.ndarray]:
-            adapted = adapt_model(
-                model, support.images, support.binary().masks, settings.adapt, seed=seed, progress=progress
-            )
-            return predictor_probabilities(Predictor(adapted, device=device), support, targets)
+        def adapted_probs() -> list[np.ndarray]:  # exactly what a Predictor user's adapt() gives
+            predictor.set_support(support).adapt(seed=seed, progress=progress, **settings.adapt.model_dump())
+            try:
+                return [p.probabilities for p in predictor.predict_many(list(targets))]
+            finally:
+                predictor.reset()
 
         probs["universeg_adapt"] = clock.run("universeg_adapt", adapted_probs, *mix)
         if settings.adapt_mix:

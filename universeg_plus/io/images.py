@@ -78,6 +78,26 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
     )
 
 
+def paired_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """``(stem, image, mask)`` for every image of ``images_dir`` and its mask of the same stem, by stem.
+
+    Raises:
+        FileNotFoundError: a folder is missing.
+        ValueError: no image files, or stems without a partner (listed).
+    """
+    imgs = {file_stem(p): p for p in list_image_files(images_dir)}
+    msks = {file_stem(p): p for p in list_image_files(masks_dir)}
+    if not imgs:
+        raise ValueError(f"no image files in {images_dir}")
+    lonely = sorted(set(imgs) ^ set(msks))
+    if lonely:
+        shown = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+        raise ValueError(
+            f"{len(lonely)} file(s) in {images_dir} / {masks_dir} have no partner with the same stem: {shown}"
+        )
+    return [(stem, imgs[stem], msks[stem]) for stem in sorted(imgs)]
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image or volume file as stored.
 
