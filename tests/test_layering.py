@@ -120,6 +120,9 @@ def test_lazy_upward_exceptions_are_inside_functions():
         ("backends", ["universeg_plus.factory", "universeg_plus.cli", "universeg_plus.demo", "universeg_plus.hub"]),
         ("robustness/runner.py", ["universeg_plus.cli", "universeg_plus.demo"]),
         ("io/nifti.py", ["universeg_plus.io.images"]),
+        ("predictor.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.compile"]),
+        ("adapt.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
+        ("tiling.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
     ],
 )
 def test_capabilities_do_not_reach_up_or_through_the_package_face(path, forbidden):
