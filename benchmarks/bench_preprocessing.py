@@ -114,7 +114,12 @@ def _paths(size: tuple[int, int]) -> dict[str, Prep]:
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    model = create_model(args.model, pretrained=True).eval()
+    if args.weights:
+        from universeg_plus.hub import from_pretrained
+
+        model = from_pretrained(args.weights).eval()
+    else:
+        model = create_model(args.model, pretrained=True).eval()
     size = tuple(model.config.input_size)
     coll = load_task_root(args.data_root, size, include=list(DEFAULT_VAL_TASKS))
     tasks = native_tasks(coll, args.data_root)
@@ -150,6 +155,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--model", default="universeg-small")
+    ap.add_argument("--weights", default=None, help="a weights folder instead of --model's shipped weights")
     ap.add_argument("--support-size", type=int, default=16)
     ap.add_argument("--targets", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
