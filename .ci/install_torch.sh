@@ -13,7 +13,7 @@
 # On macOS and Windows the wheel on PyPI already is the CPU build. Prints the torch it installed.
 set -euo pipefail
 
-TORCH_VERSION=2.13.0
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 build=${TORCH_BUILD:-auto}
 pip_install() { python -m pip install -q "$@"; }

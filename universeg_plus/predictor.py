@@ -35,11 +35,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .io.images import file_stem, write_labels, write_npy
-from .io.inputs import MAX_LABELS, Named, as_batch, as_count, image_array, read_input, standardize_image, volume_array
+from .io.inputs import (
+    MAX_LABELS,
+    Named,
+    as_batch,
+    as_count,
+    image_array,
+    probabilities_to_size,
+    read_input,
+    standardize_image,
+    volume_array,
+)
 from .inference import predict_probabilities
 from .support import SupportSet
 
@@ -449,8 +458,7 @@ class Predictor:
         )  # (N, C, h, w)
         out = []
         for i, t in enumerate(targets):
-            p = F.interpolate(probs[i : i + 1], size=tuple(t.shape[:2]), mode="bilinear", align_corners=False)[0]
-            p = p.clamp_(0, 1).numpy().astype(np.float32)
+            p = probabilities_to_size(probs[i], t.shape[:2])
             best = p.argmax(axis=0)
             labels = np.asarray(classes)[best]
             mask = np.where(p.max(axis=0) > threshold, labels, 0)

@@ -55,6 +55,7 @@ from .io.inputs import (
     check_size,
     describe,
     normalize_image,
+    probabilities_to_size,
     resize_indicators,
     standardize_image,
     to_array,
@@ -423,10 +424,7 @@ class TiledSegmenter:
         wh, ww = self.window
         wins = torch.stack([self._window_image(x[y : y + wh, x0 : x0 + ww]) for y, x0 in corners])[:, None]
         probs = self._forward(wins, s_img, s_lab)
-        out = blend_windows(probs, corners, size, self.sigma)
-        if size != native:
-            out = F.interpolate(out[None, None], size=native, mode="bilinear", align_corners=False)[0, 0]
-        return out.clamp_(0.0, 1.0).numpy().astype(np.float32)
+        return probabilities_to_size(blend_windows(probs, corners, size, self.sigma)[None], native)[0]
 
     def predict_global(self, target: Any) -> np.ndarray:
         """The ordinary view: the whole image at the model input size, upsampled to ``(H, W)`` float32."""
@@ -434,9 +432,7 @@ class TiledSegmenter:
             raise RuntimeError("no support set: call tiler.set_support(images, masks) before predict()")
         img = _image_2d(target, describe(target))
         x = standardize_image(img, self.window)[None, None]
-        p = self._forward(x, *self._global)
-        out = F.interpolate(p[None], size=tuple(img.shape), mode="bilinear", align_corners=False)[0, 0]
-        return out.clamp_(0.0, 1.0).numpy().astype(np.float32)
+        return probabilities_to_size(self._forward(x, *self._global), img.shape)[0]
 
     def predict_multiscale(self, target: Any, fusion: FusionRule = "mean") -> np.ndarray:
         """The global view and the tiled view fused with :func:`fuse` (``"mean"`` or ``"max"``)."""

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.tasks import BinaryTask
 from ..io.images import PIL_SUFFIXES
-from ..io.inputs import as_label_map, to_array
+from ..io.inputs import as_label_map, probabilities_to_size, to_array
 
 __all__ = ["EvalTask", "as_eval_tasks", "native_tasks", "stored_task", "to_original_size"]
 
@@ -129,13 +128,8 @@ def as_eval_tasks(tasks: Iterable[BinaryTask | EvalTask]) -> list[EvalTask]:
 def to_original_size(probs: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     """Model-size probabilities ``(T, 1, h, w)`` -> one ``(H, W)`` float32 array per target at its size.
 
-    The rule ``Predictor`` applies to its outputs: bilinear interpolation (``align_corners=False``,
-    no antialiasing), clamped to [0, 1].
+    The rule ``Predictor`` applies to its outputs (:func:`~universeg_plus.io.inputs.probabilities_to_size`).
     """
     if probs.ndim != 4 or probs.shape[1] != 1 or len(sizes) != probs.shape[0]:
         raise ValueError(f"probs must be (T, 1, h, w) with T = {len(sizes)} sizes, got {tuple(probs.shape)}")
-    out = []
-    for p, size in zip(probs.float().cpu(), sizes):
-        up = F.interpolate(p[None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
-        out.append(up.clamp_(0, 1).numpy().astype(np.float32))
-    return out
+    return [probabilities_to_size(p, size)[0] for p, size in zip(probs, sizes)]

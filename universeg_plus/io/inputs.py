@@ -67,6 +67,7 @@ __all__ = [
     "prepare_pairs",
     "read_input",
     "resize_image",
+    "probabilities_to_size",
     "resize_indicators",
     "standardize_image",
     "take_slice",
@@ -404,6 +405,19 @@ def resize_indicators(indicators: torch.Tensor, size: Sequence[int]) -> torch.Te
         return (ind > 0.5).float()
     soft = F.interpolate(ind[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
     return (soft > 0.5).float()
+
+
+def probabilities_to_size(probs: torch.Tensor, size: Sequence[int]) -> np.ndarray:
+    """Model-size probabilities ``(C, h, w)`` -> ``(C, H, W)`` float32 in [0, 1] at an image's own size.
+
+    The one rule for bringing predictions back to the input's size: bilinear interpolation
+    (``align_corners=False``, no antialiasing), clamped to [0, 1].
+    """
+    size = check_size(size)
+    p = probs.detach().float().cpu()
+    if tuple(p.shape[-2:]) != size:
+        p = F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0]
+    return p.clamp(0.0, 1.0).numpy().astype(np.float32)
 
 
 def prepare_mask(labels: np.ndarray | torch.Tensor, size: Sequence[int], mode: MaskResize = "area") -> torch.Tensor:
