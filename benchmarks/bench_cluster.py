@@ -93,6 +93,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the Ray workers, which also set 1 thread
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_cluster_"))
     try:
         _data(tmp, args.images, args.size, args.support)
@@ -111,12 +112,13 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     base = med["one process"]["images_per_s"]
     lines = [
-        f"# segment (one process) vs segment-dataset on a local Ray instance",
+        "# segment (one process) vs segment-dataset on a local Ray instance",
         "",
         f"Command: `python benchmarks/bench_cluster.py --model {args.model} --images {args.images} --size {args.size} "
         f"--support {args.support} --rounds {args.rounds}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 torch thread per "
         "worker; a machine shared with other jobs (figures are noisy). Medians over rounds.",
+        f"Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}.",
         "",
         "| method | wall s | images/s (whole call) | steady images/s | x one process (steady) | Ray start s | to first mask s |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -205,7 +205,7 @@ def segment_dataset(
         else:
             todo.append((i, job))
     log.info("%d input(s): %d to segment, %d skipped", len(jobs), len(todo), len(rows))
-    timings = {"ray_start": 0.0, "first_result": 0.0}
+    timings = {"ray_start": 0.0, "first_result": 0.0, "single_node": 0.0}
     if todo:
         try:
             _run_on_ray(
@@ -217,6 +217,10 @@ def segment_dataset(
             run = _finish(jobs, rows, previous, report_path, start, timings)
             log.warning("interrupted: %d input(s) not run; report: %s", run.counts.get("not-run", 0), run.report)
             raise DatasetInterrupted(run) from None
+        except Exception:  # Ray itself failed (e.g. workers that cannot start): what was done is still reported
+            run = _finish(jobs, rows, previous, report_path, start, timings)
+            log.error("the run stopped: %d input(s) not run; report: %s", run.counts.get("not-run", 0), run.report)
+            raise
     return _finish(jobs, rows, previous, report_path, start, timings)
 
 
@@ -240,6 +244,9 @@ def _run_on_ray(
     local_cpus = None if address is not None else max(os.cpu_count() or 1, int(-(-num_workers * cpus // 1)))
     with ray_session(address, num_cpus=local_cpus) as ray:
         timings["ray_start"] = time.perf_counter() - t0
+        # Temporaries of killed writers are recognised by their dead pid: only meaningful on this machine.
+        here = ray.util.get_node_ip_address()
+        timings["single_node"] = float(all(n["NodeManagerAddress"] == here for n in ray.nodes() if n["Alive"]))
         from ray.data import DataContext
 
         ctx = DataContext.get_current()
@@ -296,9 +303,10 @@ def _finish(
 ) -> DatasetRun:
     """Report rows in input order (``not-run`` for the missing), merged into ``previous``; write the report."""
     done = [rows.get(i) or _row(job, "not-run") for i, job in enumerate(jobs)]
-    for folder in sorted({Path(r["output"]).parent for r in done}):
-        for stale in clean_stale_partials(folder):  # temporaries of workers that were killed
-            log.info("removed a stale temporary: %s", stale)
+    if timings["single_node"]:  # temporaries of workers that were killed (on a cluster: left, hidden, to expire)
+        for folder in sorted({Path(r["output"]).parent for r in done}):
+            for stale in clean_stale_partials(folder):
+                log.info("removed a stale temporary: %s", stale)
     if previous:
         new = {(r["input"], r["output"]): r for r in done}
         done = [new.get((r["input"], r["output"]), r) for r in previous]
