@@ -21,7 +21,7 @@ PACKAGE = ROOT / "universeg_plus"
 
 NETWORK = ["universeg_plus.model", "universeg_plus.nn", "universeg_plus.config", "universeg_plus.registry"]
 ABOVE_NETWORK = ["universeg_plus.hub", "universeg_plus.backends", "universeg_plus.train", "universeg_plus.demo"]
-HEAVY = ["tvm", "gradio", "huggingface_hub", "medmnist"]
+HEAVY = ["tvm", "gradio", "huggingface_hub", "medmnist", "ray"]
 
 # Imports inside functions of the network layer that reach upwards on purpose, each run only on call:
 # the documented UniverSegPlus.from_pretrained / save_pretrained / push_to_hub aliases, and the old

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.inputs import MAX_LABELS
+from ._types import positive_int as _positive
 
 COMMAND = "segment"
 HELP = "segment 2D images or NIfTI volumes from a few labelled examples"
@@ -28,13 +29,6 @@ Example:
 """
 
 log = logging.getLogger(__name__)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,16 +129,12 @@ def _targets(path: Path) -> list[Path]:
 
 def _outputs(targets: list[Path], out_dir: Path, probabilities: bool) -> list[tuple[Path, Path | None]]:
     from ..io.images import file_stem
-    from ..io.inputs import output_suffix
+    from ..io.inputs import output_name
 
     outs = []
     for path in targets:
-        try:
-            suffix = output_suffix(path)
-        except ValueError:  # unreadable: reported when segmenting
-            suffix = ".png"
-        stem = file_stem(path)
-        outs.append((out_dir / f"{stem}{suffix}", out_dir / f"{stem}_prob.npy" if probabilities else None))
+        prob = out_dir / f"{file_stem(path)}_prob.npy" if probabilities else None
+        outs.append((out_dir / output_name(path), prob))
     seen: dict[Path, Path] = {}
     for path, (dest, _) in zip(targets, outs):
         if dest in seen:

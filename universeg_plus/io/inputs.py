@@ -61,6 +61,7 @@ __all__ = [
     "describe",
     "image_array",
     "normalize_image",
+    "output_name",
     "output_suffix",
     "prepare_image",
     "prepare_mask",
@@ -693,3 +694,17 @@ def output_suffix(path: str | os.PathLike) -> str:
         squeezed = _squeeze_trailing(np.broadcast_to(np.uint8(0), shape)).shape
         return _output_suffixes(False, len(squeezed) == 3 and _is_volume_shape(squeezed, p))[0]
     return ".png"
+
+
+def output_name(path: str | os.PathLike) -> str:
+    """The default label-output file name of input ``path``: ``<stem><output_suffix>``.
+
+    An NPY whose header cannot be read gets ``.png`` here; segmenting it reports the error.
+    """
+    from .images import file_stem
+
+    try:
+        suffix = output_suffix(path)
+    except ValueError:
+        suffix = ".png"
+    return f"{file_stem(path)}{suffix}"
