@@ -325,6 +325,7 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
 
     from ..evaluation import check_held_out, evaluate, read_training_info, write_report
     from ..hub import load_folder
+    from ..model import UniverSegPlus
 
     t0 = time.time()
     _set_threads(cfg)
@@ -348,7 +349,7 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
             out.append({"variant": label, "seed": seed, "status": "skipped", "wall_s": 0.0})
             continue
         t1 = time.time()
-        model = load_folder(weights)
+        model = load_folder(weights, model_cls=UniverSegPlus)
         size = tuple(model.config.input_size)
         if size not in tasks_by_size:
             tasks_by_size[size] = load_eval_tasks(cfg, size)
@@ -477,6 +478,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     """
     from ..hub import load_folder
     from ..io.tables import write_csv
+    from ..model import UniverSegPlus
     from ..factory import create_model
     from .speed import ROUND_FIELDS, SPEED_FIELDS, measure_speed, summarize_speed
 
@@ -487,7 +489,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
         trained = [s for s in cfg.seeds if is_trained(cfg, label, s)]
         if trained:
             weights = cfg.run_dir(label, trained[0]) / cfg.evaluate.weights
-            models[label], sources[label] = load_folder(weights), str(weights)
+            models[label], sources[label] = load_folder(weights, model_cls=UniverSegPlus), str(weights)
         else:
             log.info("speed: %s has no trained run; timing randomly initialised weights", label)
             v = cfg.variant(label)

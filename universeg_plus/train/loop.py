@@ -27,7 +27,7 @@ from ..inference import predict_probabilities
 from ..io.json_files import read_json_object
 from ..io.tables import append_csv
 from ..factory import create_model
-from .augment import build_augmentations
+from ..data.augment import build_augmentations
 from .checkpoint import (
     DataStreams,
     Resumed,
@@ -42,7 +42,7 @@ from .checkpoint import (
 from .config import RunConfig
 from .distributed import DistInfo, all_reduce_max, cleanup, setup, wrap_model
 from .episodes import Episodes, ValEpisodes, make_val_episodes
-from .loss import DiceBCELoss, hard_dice
+from ..nn.loss import DiceBCELoss, hard_dice
 from .sources import build_sampler, load_run_tasks
 
 __all__ = ["LOG_FIELDS", "VAL_FIELDS", "amp_dtype", "lr_lambda", "train", "validate", "warm_start"]
