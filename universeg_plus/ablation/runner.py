@@ -109,7 +109,7 @@ def _eval_dataset_names(cfg: AblationConfig) -> tuple[list[str], bool]:
     if cfg.evaluate.tasks:
         return sorted({t.split("/", 1)[0] for t in cfg.evaluate.tasks}), True
     d = cfg.base_run_config().data
-    return [v for v in d.val_tasks if v not in d.exclude], False
+    return [v for v in d.held_out if v not in d.exclude], False
 
 
 def _check_folders(root: Path, names: list[str], requested: bool, stage: str) -> None:
@@ -246,7 +246,7 @@ def load_eval_tasks(cfg: AblationConfig, size: tuple[int, int]) -> Any:
 
     d = cfg.base_run_config().data
     requested = _eval_datasets(cfg)
-    held_out = [v for v in d.val_tasks if v not in d.exclude]
+    held_out = [v for v in d.held_out if v not in d.exclude]
     if d.tasks_file is not None:
         coll = TaskCollection.load(d.tasks_file)
         wrong = sorted({t.name for t in coll if t.size != tuple(size)})
@@ -273,7 +273,7 @@ def load_eval_tasks(cfg: AblationConfig, size: tuple[int, int]) -> Any:
         raise ValueError("evaluate needs data.root or data.tasks_file in the train config (held-out task folders)")
     if not datasets or coll is None:
         raise ValueError(
-            f"none of the held-out datasets {held_out} is in the data; set evaluate.tasks or data.val_tasks"
+            f"none of the held-out datasets {held_out} is in the data; set evaluate.tasks or data.held_out"
         )
     tasks = coll.filter(include=requested or datasets)
     if requested:
