@@ -43,3 +43,13 @@ def test_wrong_size_or_bytes_or_too_much_is_refused_and_nothing_is_kept(tmp_path
     assert [p for p in (tmp_path / "c").rglob("*") if p.is_file()] == []
     with pytest.raises(DownloadError, match="could not be reached"):
         download_pinned("http://127.0.0.1:9/f.pt", dest, _blob(DATA))
+
+
+def test_a_file_url_mirror_is_checked_like_any_other(tmp_path):
+    mirror = tmp_path / "elsewhere" / "f.pt"
+    mirror.parent.mkdir()
+    mirror.write_bytes(DATA)
+    got = download_pinned(mirror.as_uri(), tmp_path / "c" / "f.pt", _blob(DATA))
+    assert got.path.read_bytes() == DATA
+    with pytest.raises(ValueError, match="it is not the pinned file"):
+        download_pinned(mirror.as_uri(), tmp_path / "d" / "f.pt", _blob(DATA[:-1]))

@@ -222,8 +222,9 @@ register_model(
 # ---------------------------------------------------------------------------- pretrained weights
 # The official v1 weights are fetched from the authors' release on first use (never redistributed
 # here) and checked against the git blob id under which the same file is committed in two unrelated
-# public repositories. The project's own weights are shipped in weights/. Their training data include non-commercial (CC BY-NC / BY-NC-SA) and
-# research-only sources, so the weights inherit those terms: see weights/<folder>/README.md.
+# public repositories (docs/weights.md). The project's own weights are shipped in weights/; their
+# training data include non-commercial (CC BY-NC / BY-NC-SA) and research-only sources, so the
+# weights inherit those terms: see weights/<folder>/README.md.
 _UNIVERSEG_CITATION = (
     "Butoi, Ortiz, Ma, Sabuncu, Guttag, Dalca. UniverSeg: Universal Medical Image Segmentation. ICCV 2023."
 )
