@@ -115,7 +115,7 @@ def _paths(size: tuple[int, int]) -> dict[str, Prep]:
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.weights:
-        from universeg_plus.hub import from_pretrained
+        from universeg_plus import from_pretrained
 
         model = from_pretrained(args.weights).eval()
     else:

@@ -189,3 +189,48 @@ class MockHub:
             return self._json(h, {"commitUrl": f"{self.url}/{repo_id}/commit/{commit}", "commitOid": commit,
                                   "success": True, "pullRequestUrl": None})
         self._send(h, 404, b"not found")
+
+
+class ReleaseServer:
+    """Plain files over HTTP on 127.0.0.1, as a GitHub release serves them: ``GET /<path>`` -> bytes.
+
+    :attr:`files` maps a path (``/download/weights/x.pt``) to what is served (change it to tamper);
+    every request is recorded in :attr:`requests`, so a test can prove a load made none.
+    """
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.files: dict[str, bytes] = dict(files or {})
+        self.requests: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = unquote(urlsplit(self.path).path)
+                server.requests.append(("GET", path))
+                body = server.files.get(path)
+                self.send_response(200 if body is not None else 404)
+                body = body if body is not None else b"Not Found"
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def url(self, path: str) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{path}"
+
+    def __enter__(self) -> ReleaseServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -72,7 +72,7 @@ def _data(tmp_path, **over):
             "config": "configs/tiny.yaml",
             "steps": 3,
             "overrides": [
-                f"data.root={root}", "data.val_tasks=[held_a, held_b]", "episodes.batch_size=2",
+                f"data.root={root}", "data.held_out=[held_a, held_b]", "episodes.batch_size=2",
                 "episodes.s_max=2", "train.log_every=1", "train.ckpt_every=1", "train.val_every=3",
                 "train.device=cpu", "val.support_size=2", "val.targets_per_task=1",
             ],
@@ -300,7 +300,7 @@ def test_data_is_checked_before_any_stage_starts(tmp_path, caplog):
     cfg = load_ablation_config(data={**data, "evaluate": {**data["evaluate"], "tasks": ["held_a", "gone/label_1"]}})
     with pytest.raises(FileNotFoundError, match=r"evaluate: no task folder gone under data.root"):
         run_ablation(cfg, ["evaluate"], progress=False)
-    cfg = load_ablation_config(data=_with_overrides(data, "data.val_tasks=[absent_a, absent_b]"))
+    cfg = load_ablation_config(data=_with_overrides(data, "data.held_out=[absent_a, absent_b]"))
     with pytest.raises(FileNotFoundError, match="evaluate: no task folder absent_a, absent_b"):
         run_ablation(cfg, ["evaluate"], progress=False)
     assert not (tmp_path / "out").exists()

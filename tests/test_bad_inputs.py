@@ -348,8 +348,8 @@ def test_activation_estimate_scales_and_stays_quiet_for_normal_inputs():
 def test_bad_predictor_arguments(tiny):
     with_weights = ", ".join(list_models(pretrained=True))
     cases = [
-        (lambda: Predictor("universeg-v1"), ValueError,
-         ["'universeg-v1' has no pretrained weights", f"models with weights: {with_weights}", "pretrained=False",
+        (lambda: Predictor("universeg-v1-gelu"), ValueError,
+         ["'universeg-v1-gelu' has no pretrained weights", f"models with weights: {with_weights}", "pretrained=False",
           "--random-weights"]),
         (lambda: Predictor("no-such-model"), ValueError, ["unknown model 'no-such-model'", "valid names"]),
         (lambda: Predictor("universeg-tiny", pretrained="yes"), TypeError, ["pretrained must be True, False or None"]),
@@ -359,8 +359,8 @@ def test_bad_predictor_arguments(tiny):
         (lambda: Predictor(tiny, device=""), ValueError, ["torch device", "''"]),
         (lambda: Predictor(tiny, support_chunk=0), ValueError, ["support_chunk must be a positive integer"]),
         (lambda: Predictor(tiny, max_pairs=True), TypeError, ["max_pairs", "bools are not counts"]),
-        (lambda: segment(IMG, [IMG] * 3, [MSK] * 3, model="universeg-v1"), ValueError,
-         ["'universeg-v1' has no pretrained weights", "pretrained=False"]),
+        (lambda: segment(IMG, [IMG] * 3, [MSK] * 3, model="universeg-v1-gelu"), ValueError,
+         ["'universeg-v1-gelu' has no pretrained weights", "pretrained=False"]),
         (lambda: segment(IMG, [IMG] * 3, [MSK] * 3, model=tiny, ensemble=True), TypeError, ["bools are not counts"]),
         (lambda: segment(IMG, [IMG] * 3, [IMG] * 3, model=tiny), ValueError, ["looks like an image, not a mask"]),
         (lambda: segment(_with(np.nan), [IMG] * 3, [MSK] * 3, model=tiny), ValueError, ["target", "NaN or inf"]),
@@ -450,8 +450,8 @@ def test_cli_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
     base = ["--support-images", str(images), "--support-masks", str(masks), "--target", str(tmp_path / "t.png")]
     cases = [
-        (["--out", str(tmp_path / "o1"), "--model", "universeg-v1"],
-         ["'universeg-v1' has no pretrained weights", "--random-weights"]),
+        (["--out", str(tmp_path / "o1"), "--model", "universeg-v1-gelu"],
+         ["'universeg-v1-gelu' has no pretrained weights", "--random-weights"]),
         (["--out", str(tmp_path / "o2"), "--device", "xyz"], ["torch device such as 'cpu'"]),
         (["--out", str(tmp_path / "file.txt")], ["--out must be a folder", "file.txt is a file"]),
         (["--out", str(tmp_path / "o3"), "--model", "universeg-tiny", "--random-weights", "--support-size", "9"],

@@ -89,7 +89,7 @@ def test_refuses_training_tasks(root, weights, tmp_path, capsys) -> None:
     args = ["evaluate", "--model", "universeg-tiny", "--weights", str(weights), "--data-root", str(root), *ARGS]
     assert main([*args, "--tasks", "alpha", "gamma", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "refusing to evaluate" in err and "gamma" in err and "alpha" not in err.split("trained on:")[1]
+    assert "refusing to evaluate" in err and "gamma" in err and "alpha" not in err.split("validated on:")[1]
     assert main([*args, "--tasks", "gamma/structure_1", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "summary.csv").exists()
 

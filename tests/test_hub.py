@@ -16,19 +16,18 @@ import torch
 from hub_server import MockHub
 from universeg_plus import UniverSegPlus, create_model
 from universeg_plus.cli import main
-from universeg_plus.hub import (
-    WEIGHTS_DIR_ENV,
-    convert_official,
-    from_pretrained,
-    load_folder,
-    read_config,
-    save_pretrained,
-    sha256_file,
-)
+from universeg_plus.factory import convert_official, from_pretrained
+from universeg_plus.hub import WEIGHTS_DIR_ENV, read_config, save_pretrained, sha256_file
+from universeg_plus.hub.folder import load_folder as hub_load_folder
 from universeg_plus.hub.files import sha256_sidecar
 from universeg_plus.registry import PRETRAINED, PretrainedEntry
 
 REPO = "lab/universeg-tiny-ft"
+
+
+def load_folder(directory, **kwargs) -> UniverSegPlus:
+    """The hub's folder loader with the network class handed to it (the hub never imports it)."""
+    return hub_load_folder(directory, model_cls=UniverSegPlus, **kwargs)
 
 
 def _tiny(seed: int = 0) -> UniverSegPlus:

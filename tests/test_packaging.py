@@ -58,8 +58,10 @@ def test_wheel_holds_every_module_and_no_data(wheel):
     data = [n for n in names if n.endswith((".safetensors", ".pt", ".png", ".nii.gz", ".npz", ".yaml"))]
     assert data == [], f"weights, images or configs leaked into the wheel: {data[:5]}"
     assert "universeg_plus/data/public/manifest.json" in names, "build-tasks needs its manifest at runtime"
+    assert "universeg_plus/data/splits.json" in names, "training and evaluate need the train/validation/held-out split"
     assert "universeg-plus = universeg_plus.cli:main" in entry_points
-    for line in ("Name: universeg-plus", "Requires-Dist: torch", "Provides-Extra: demo", "Provides-Extra: tvm",
+    version = (ROOT / "universeg_plus" / "_version.py").read_text().split('"')[1]
+    for line in ("Name: universeg-plus", f"Version: {version}", "Requires-Dist: torch", "Provides-Extra: demo", "Provides-Extra: tvm",
                  "Provides-Extra: dev"):
         assert line in metadata, line
 
@@ -75,14 +77,15 @@ def test_installed_wheel_imports_alone_and_finds_weights_by_env(wheel, tmp_path)
     code = (
         "import universeg_plus as up; print(up.__file__); "
         "m = up.create_model('universeg-small', pretrained=True); print(type(m).__name__); "
-        "from universeg_plus.data.public import load_manifest; print(len(load_manifest()))"
+        "from universeg_plus.data.public import load_manifest; print(len(load_manifest())); "
+        "from universeg_plus.data.splits import load_splits; print(len(load_splits().held_out))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    first, second, third = proc.stdout.split()[:3]
+    first, second, third, fourth = proc.stdout.split()[:4]
     assert Path(first).is_relative_to(site), f"imported {first}, not the unpacked wheel"
-    assert second == "UniverSegPlus" and third == "25"
+    assert second == "UniverSegPlus" and third == "25" and fourth == "6"
     cli = subprocess.run([sys.executable, "-m", "universeg_plus", "--help"], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=300)
     assert cli.returncode == 0 and "example" in cli.stdout and "segment" in cli.stdout

@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -145,13 +146,46 @@ def test_example_command_defaults_to_the_default_model():
     assert build_parser().parse_args(["example"]).model == default_model_name()
 
 
-def test_the_old_create_model_import_path_still_works_and_says_where_it_moved():
+def test_create_model_has_one_import_path():
+    """The registry is data only: the old ``registry.create_model`` shim is gone (it closed an import cycle)."""
     import universeg_plus
     from universeg_plus import factory, registry
 
     assert universeg_plus.create_model is factory.create_model
-    with pytest.warns(DeprecationWarning, match="moved to universeg_plus.factory.create_model"):
-        from universeg_plus.registry import create_model as old
-    assert old is factory.create_model
-    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
-        registry.nonsense  # noqa: B018
+    with pytest.raises(AttributeError, match="create_model"):
+        registry.create_model  # noqa: B018
+
+
+
+def test_one_environment_variable_makes_any_model_the_default_of_api_cli_and_demo(tmp_path):
+    """``UNIVERSEG_PLUS_DEFAULT_MODEL`` (read in registry.default_model_name only), in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import universeg_plus, json\n"
+        "from universeg_plus.demo.models import default_model_name as demo_default\n"
+        "from universeg_plus.cli import build_parser\n"
+        "print(json.dumps([universeg_plus.default_model_name(), demo_default(['universeg-small', 'universeg-tiny']),"
+        " build_parser().parse_args(['example']).model]))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+
+    def run(value: str | None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "UNIVERSEG_PLUS_DEFAULT_MODEL"}
+        env["PYTHONPATH"] = str(root)
+        if value is not None:
+            env["UNIVERSEG_PLUS_DEFAULT_MODEL"] = value
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    chosen = run("universeg-tiny")
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout) == ["universeg-tiny"] * 3
+    measured = run(None)
+    assert json.loads(measured.stdout) == ["universeg-small"] * 3  # the best held-out Dice among the weights
+    bad = run("universeg-huge")
+    assert bad.returncode != 0
+    assert "UNIVERSEG_PLUS_DEFAULT_MODEL='universeg-huge' is not a registered model; valid names:" in bad.stderr

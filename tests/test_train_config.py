@@ -15,7 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_shipped_configs_validate(name):
     cfg = load_run_config(CONFIGS / name)
     assert isinstance(cfg, RunConfig)
-    assert "msd_spleen_ct" in cfg.data.val_tasks
+    # the repo's split (universeg_plus/data/splits.json): validate on the validation datasets, never the held-out ones
+    assert cfg.data.val_tasks == ("acdc_cardiac_mri", "hc18_fetal_head_us", "glas_gland_he", "ms_lesion_flair_mri")
+    assert "msd_spleen_ct" in cfg.data.held_out and len(cfg.data.held_out) == 6
 
 
 def test_overrides_parse_yaml_values_and_nest():
@@ -46,6 +48,8 @@ def test_overrides_parse_yaml_values_and_nest():
         ("optim.lr=-1", "optim.lr"),
         ("model.name=nope", "unknown model"),
         ("data.include=[msd_spleen_ct]", "held-out"),
+        ("data.include=[glas_gland_he]", "validation"),
+        ("data.val_tasks=[msd_spleen_ct]", "model selection must not read what evaluation scores"),
         ("train.amp=fp8", "train.amp"),
         ("steps", "key=value"),
         ("train..steps=1", "empty key"),

@@ -30,6 +30,7 @@ def task_root(tmp_path_factory):
     make_task(root, "train_a", n=6, labels=2, seed=1)
     make_task(root, "train_b", n=4, labels=1, seed=2)
     make_task(root, "msd_spleen_ct", n=5, labels=1, seed=3)  # a default held-out dataset
+    make_task(root, "glas_gland_he", n=5, labels=1, seed=4)  # a default validation dataset
     return root
 
 
@@ -70,15 +71,22 @@ def test_resume_is_exact(tmp_path, task_root):
     assert steps == sorted(steps) and steps[-1] == 8 and len(steps) == len(set(steps))
 
 
-def test_outputs_and_held_out_tasks_never_trained(tmp_path, task_root):
+def test_outputs_and_held_out_tasks_never_trained_nor_validated_on(tmp_path, task_root):
     out = tmp_path / "run"
     train(_cfg(out, task_root))
     info = json.loads((out / "model" / "training.json").read_text())
     assert info["train_datasets"] == ["train_a", "train_b"]
-    assert not any(t.startswith("msd_spleen_ct") for t in info["train_tasks"])
-    assert "msd_spleen_ct" in info["held_out_datasets"]
+    assert not any(t.startswith(("msd_spleen_ct", "glas_gland_he")) for t in info["train_tasks"])
+    assert "msd_spleen_ct" in info["held_out_datasets"] and "glas_gland_he" in info["validation_datasets"]
+    # quick validation (and best/) read the validation split only, never the held-out one
     val_rows = list(csv.DictReader((out / "val.csv").open()))
-    assert {r["task"] for r in val_rows} == {"msd_spleen_ct/structure_1"}
+    assert {r["task"] for r in val_rows} == {"glas_gland_he/structure_1"}
+    # and evaluate refuses what validation saw, but scores the held-out dataset
+    from universeg_plus.evaluation import check_held_out
+
+    with pytest.raises(ValueError, match=r"glas_gland_he/structure_1 \(validated on\)"):
+        check_held_out([("glas_gland_he/structure_1", "glas_gland_he")], info)
+    check_held_out([("msd_spleen_ct/structure_1", "msd_spleen_ct")], info)
     log_rows = list(csv.DictReader((out / "log.csv").open()))
     assert set(log_rows[0]) >= {"step", "loss", "dice", "lr", "episodes_per_s", "val_dice"}
     assert float(log_rows[-1]["episodes_per_s"]) > 0 and log_rows[-1]["val_dice"] != ""
@@ -99,7 +107,7 @@ def test_tasks_file_and_cli(tmp_path, task_root, capsys):
     tasks_file = tmp_path / "tasks.pt"
     base = ["train", "--config", str(CONFIGS / "tiny.yaml"), "--set", f"data.root={task_root}"]
     assert main([*base, "--export-tasks", str(tasks_file)]) == 0
-    assert "3 datasets" in capsys.readouterr().out
+    assert "4 datasets" in capsys.readouterr().out
     code = main(
         [
             "train",

@@ -9,12 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._version import __version__
 from .config import UniverSegConfig
 from .model import UniverSegPlus
 from .factory import create_model
 from .registry import default_model_name, get_config, list_models, list_pretrained
-
-__version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -35,8 +34,8 @@ _LAZY: dict[str, str] = {
     "EvalSettings": ".evaluation",
     "evaluate": ".evaluation",
     "write_model_card": ".evaluation",
-    "convert_official": ".hub",
-    "from_pretrained": ".hub",
+    "convert_official": ".factory",
+    "from_pretrained": ".factory",
     "push_to_hub": ".hub",
     "save_pretrained": ".hub",
     "CompiledModel": ".backends",

@@ -9,8 +9,8 @@ prior (the pretrained weights) rather than from scratch as the per-task U-Net do
 
 Episodes come from the support set alone (leave-k-out): each step draws ``batch_size`` episodes,
 each a random example as the target and ``episode_support`` other examples as its support, augments
-them (per-entry and per-episode transforms from :mod:`universeg_plus.train.augment`) and takes an
-Adam step on Dice + BCE (:class:`~universeg_plus.train.loss.DiceBCELoss`). With a single example
+them (per-entry and per-episode transforms from :mod:`universeg_plus.data.augment`) and takes an
+Adam step on Dice + BCE (:class:`~universeg_plus.nn.loss.DiceBCELoss`). With a single example
 the target is an augmented copy of the support example. The original model is never modified.
 
 Cost: one step runs the network on ``batch_size * episode_support`` (target, support) pairs forward
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch import nn
 
 from .io.inputs import resize_image, resize_indicators
-from .train.augment import (
+from .data.augment import (
     Compose,
     RandomAffine,
     RandomBrightnessContrast,
@@ -38,7 +38,7 @@ from .train.augment import (
     RandomGamma,
     RandomNoise,
 )
-from .train.loss import DiceBCELoss
+from .nn.loss import DiceBCELoss
 
 __all__ = ["PARTS", "AdaptConfig", "adapt_config", "adapt_model", "in_context_probabilities", "trainable_parameters"]
 

@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Activation = Literal["leakyrelu", "relu", "gelu"]
+#: How the network evaluates its cross-convolutions: ``"split"`` (fast) or ``"pairwise"`` (the official form).
+ForwardMode = Literal["split", "pairwise"]
 
-__all__ = ["Activation", "UniverSegConfig"]
+__all__ = ["Activation", "ForwardMode", "UniverSegConfig"]
 
 
 class UniverSegConfig(BaseModel):

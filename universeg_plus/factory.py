@@ -1,18 +1,24 @@
 """Building models by name, with or without their pretrained weights.
 
-Sits above ``hub/`` (which it calls to fetch and verify weights) and above ``registry`` (names,
-configs and the pretrained table, data only); ``universeg_plus.create_model`` is this function.
+Sits above ``hub/`` (which it calls to fetch and verify weights, handing it the network class) and
+above ``registry`` (names, configs and the pretrained table, data only); ``universeg_plus.create_model``
+is :func:`create_model`, and ``universeg_plus.from_pretrained`` / ``convert_official`` are the hub's
+builders bound to :class:`~universeg_plus.model.UniverSegPlus`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Literal
 
+from .hub.folder import SavedWeights
+from .hub.official import convert_official as _convert_official
+from .hub.pretrained import load_pretrained_weights
 from .model import ForwardMode, UniverSegPlus
 from .registry import PRETRAINED, get_config, list_pretrained
 
-__all__ = ["create_model"]
+__all__ = ["convert_official", "create_model", "from_pretrained"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,9 @@ def create_model(
             is the best one with pretrained weights.
         pretrained: Load the weights declared for ``name`` in the pretrained table (shipped copy
             first where the table says so, else the Hugging Face Hub), checking their sha256.
+            ``"universeg-v1"``: the official weights, downloaded once from the authors' release into
+            the user cache, checked against the pinned git blob id, converted to safetensors there,
+            and loaded offline afterwards.
             ``"auto"``: load them when the table declares them (and no override is given), else
             log a warning and return the randomly initialised network.
         mode: Forward form, ``"split"`` (fast, default) or ``"pairwise"`` (official).
@@ -34,7 +43,8 @@ def create_model(
 
     Raises:
         ValueError: unknown name, invalid override, or no pretrained weights for ``name``.
-        FileNotFoundError: the declared weights are neither shipped nor downloadable.
+        FileNotFoundError: the declared weights are neither shipped, cached nor downloadable (the
+            message names the address, the cache folder and the ways out).
     """
     config = get_config(name, **overrides)
     model = UniverSegPlus(config, mode=mode)
@@ -53,8 +63,17 @@ def create_model(
         if name not in PRETRAINED:
             have = ", ".join(list_pretrained()) or "none"
             raise ValueError(f"no pretrained weights are declared for {name!r}; names with weights: {have}")
-        # imported here so that `import universeg_plus` does not load the hub package
-        from .hub.pretrained import load_pretrained_weights
-
         load_pretrained_weights(model, PRETRAINED[name])
     return model
+
+
+def from_pretrained(source: str | os.PathLike, revision: str | None = None, **kwargs: Any) -> UniverSegPlus:
+    """:meth:`UniverSegPlus.from_pretrained`: a folder, a pretrained-table name or a hub repo id."""
+    return UniverSegPlus.from_pretrained(source, revision, **kwargs)
+
+
+def convert_official(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False
+) -> SavedWeights:
+    """The official UniverSeg ``.pt`` checkpoint as a safetensors folder (see :func:`universeg_plus.hub.convert_official`)."""
+    return _convert_official(checkpoint, out_dir, overwrite, model_cls=UniverSegPlus)

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import os
 from functools import partial
-from typing import Literal
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from .config import UniverSegConfig
+from .config import ForwardMode, UniverSegConfig
+from .hub.mixin import PretrainedMixin
 from .nn import ConvOp, CrossBlock, make_activation
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "validate_inputs",
 ]
 
-ForwardMode = Literal["split", "pairwise"]
 _MODES = ("split", "pairwise")
 #: How far outside [0, 1] an image or label value may be (float round-off of resizing).
 RANGE_TOLERANCE = 1e-3
@@ -196,8 +195,12 @@ def check_input_values(
             raise ValueError(f"{name} has values in [{lo:g}, {hi:g}]; {fix}")
 
 
-class UniverSegPlus(nn.Module):
+class UniverSegPlus(PretrainedMixin, nn.Module):
     """UniverSeg-style in-context segmentation network.
+
+    ``UniverSegPlus.from_pretrained(name_or_folder_or_repo)``, ``model.save_pretrained(folder)`` and
+    ``model.push_to_hub(repo_id)`` come from :class:`~universeg_plus.hub.mixin.PretrainedMixin`
+    (huggingface_hub's mixin pattern: the hub is handed this class, it never imports it).
 
     ``model(target_image, support_images, support_labels) -> logits``
 
@@ -370,30 +373,3 @@ class UniverSegPlus(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
-
-    # The three hub methods below are thin aliases of universeg_plus.hub, imported on call: the
-    # network layer itself depends on nothing above it (tests/test_layering.py).
-
-    @classmethod
-    def from_pretrained(cls, source: str, revision: str | None = None, **kwargs) -> UniverSegPlus:
-        """Load from a saved folder, a pretrained-table name or a hub repo id ``"org/repo"``.
-
-        See :func:`universeg_plus.hub.from_pretrained` for the keyword arguments (``sha256``,
-        ``mode``, ``cache_dir``, ``local_files_only``, ``force_download``, ``token``).
-        """
-        from .hub.pretrained import from_pretrained
-
-        return from_pretrained(source, revision, **kwargs)
-
-    def save_pretrained(self, directory: str, model_card: str | None = None, overwrite: bool = False):
-        """Write ``config.json`` + ``model.safetensors`` (+ ``.sha256``) + ``README.md``; returns a ``SavedWeights``."""
-        from .hub.folder import save_pretrained
-
-        return save_pretrained(self, directory, model_card=model_card, overwrite=overwrite)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Publish to a hub model repo; see :func:`universeg_plus.hub.push_to_hub`. Returns a ``PushResult``."""
-        from .hub.download import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
-

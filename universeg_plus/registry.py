@@ -7,6 +7,7 @@ module imports nothing but the config.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +17,7 @@ from .config import UniverSegConfig
 __all__ = [
     "ModelEntry",
     "PretrainedEntry",
+    "DEFAULT_MODEL_ENV",
     "FALLBACK_MODEL",
     "PRETRAINED",
     "default_model_name",
@@ -53,8 +55,21 @@ class PretrainedEntry(BaseModel):
         heldout_dice: Mean Dice over the held-out tasks at support size 16, copied from the
             weights' model card (``None``: not measured). :func:`default_model_name` picks the
             entry with the highest figure.
-        license: Licence of the weights (inherits the training data's terms).
+        license: Licence of the weights (inherits the training data's terms); shown when they are
+            first downloaded.
         citation: How to cite them.
+        url: Direct download address of a released checkpoint in the official UniverSeg layout (a
+            ``torch.save``'d state_dict), fetched once into the user cache and converted to
+            safetensors there (:mod:`universeg_plus.hub.official`).
+        url_env: Environment variable that, when set, replaces ``url`` (a mirror or a ``file://``
+            path); the file is still checked against ``size`` and ``git_blob_id``.
+        size: Exact size in bytes of the file at ``url``, when known (checked against the server's
+            ``Content-Length`` before downloading, and after). The git blob id commits to the size
+            anyway (its header is ``blob <size>``); without a size, downloads stop at 64 MiB.
+        git_blob_id: Git's object id of that file (``sha1(b"blob <size>\\0" + bytes)``, what
+            ``git hash-object`` prints): how the release is identified across the public copies.
+            SHA-1 alone does not stop a determined forger, so the file is also read as tensors only
+            (never unpickling code) and the SHA-256 of what was verified is recorded in the cache.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -70,11 +85,17 @@ class PretrainedEntry(BaseModel):
     heldout_dice: float | None = Field(None, ge=0.0, le=1.0)
     license: str = "unknown"
     citation: str = ""
+    url: str | None = Field(None, pattern=r"^(https?|file)://")
+    url_env: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    size: int | None = Field(None, gt=0)
+    git_blob_id: str | None = Field(None, pattern=r"^[0-9a-f]{40}$")
 
     @model_validator(mode="after")
     def _check_source(self) -> PretrainedEntry:
-        if self.hub_id is None and self.local_dir is None:
-            raise ValueError(f"pretrained entry for {self.model!r} needs a hub_id or a local_dir")
+        if self.hub_id is None and self.local_dir is None and self.url is None:
+            raise ValueError(f"pretrained entry for {self.model!r} needs a hub_id, a local_dir or a url")
+        if self.url is not None and self.git_blob_id is None:
+            raise ValueError(f"pretrained entry for {self.model!r} has a url but no git_blob_id to check it against")
         return self
 
 
@@ -110,16 +131,29 @@ def list_pretrained() -> list[str]:
 
 #: The model named when no pretrained weights are declared at all (the official architecture).
 FALLBACK_MODEL = "universeg-v1"
+#: Environment variable naming the default model of the API, the CLI and the demo (read only here).
+DEFAULT_MODEL_ENV = "UNIVERSEG_PLUS_DEFAULT_MODEL"
 
 
 def default_model_name() -> str:
-    """The model used when none is named: the best registered variant that has pretrained weights.
+    """The model used when none is named: ``$UNIVERSEG_PLUS_DEFAULT_MODEL`` when set, else the best
+    registered variant that has pretrained weights.
 
     "Best" is the highest :attr:`PretrainedEntry.heldout_dice` among table entries named after a
     registered variant (so ``create_model(name, pretrained=True)`` loads them); an entry without a
-    figure ranks below every measured one, and ties go to the first name in sorted order. When no
-    such entry exists this is ``FALLBACK_MODEL``, which has no weights.
+    figure (``universeg-v1``: not measured here) ranks below every measured one, and ties go to the
+    first name in sorted order. When no such entry exists this is ``FALLBACK_MODEL``, which has no weights.
+
+    Raises:
+        ValueError: the environment variable names no registered model (lists the valid ones).
     """
+    chosen = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    if chosen:
+        if chosen not in _MODELS:
+            raise ValueError(
+                f"{DEFAULT_MODEL_ENV}={chosen!r} is not a registered model; valid names: {', '.join(list_models())}"
+            )
+        return chosen
     ranked = sorted(
         (entry.heldout_dice is None, -(entry.heldout_dice or 0.0), name)
         for name, entry in PRETRAINED.items()
@@ -186,11 +220,29 @@ register_model(
 )
 
 # ---------------------------------------------------------------------------- pretrained weights
-# The project's own weights (the official v1 checkpoint cannot be redistributed here; import it with
-# `universeg-plus convert-official`). Training data include non-commercial (CC BY-NC / BY-NC-SA) and
-# research-only sources, so the weights inherit those terms: see weights/<folder>/README.md.
+# The official v1 weights are fetched from the authors' release on first use (never redistributed
+# here) and checked against the git blob id under which the same file is committed in two unrelated
+# public repositories (docs/weights.md). The project's own weights are shipped in weights/; their
+# training data include non-commercial (CC BY-NC / BY-NC-SA) and research-only sources, so the
+# weights inherit those terms: see weights/<folder>/README.md.
 _UNIVERSEG_CITATION = (
     "Butoi, Ortiz, Ma, Sabuncu, Guttag, Dalca. UniverSeg: Universal Medical Image Segmentation. ICCV 2023."
+)
+register_pretrained(
+    "universeg-v1",
+    PretrainedEntry(
+        model="universeg-v1",
+        url="https://github.com/JJGO/UniverSeg/releases/download/weights/universeg_v1_nf64_ss64_STA.pt",
+        url_env="UNIVERSEG_PLUS_OFFICIAL_URL",
+        size=None,  # not in the public sources; the git blob id commits to it (its header is the size)
+        git_blob_id="eedd25b13679d2f06ec4f9b59bcf02fc9205e06b",
+        input_size=(128, 128),
+        heldout_dice=None,  # not measured here (no internet on the machine that measured universeg-small)
+        license="the UniverSeg authors' terms for their released weights (research use; see "
+        "https://github.com/JJGO/UniverSeg, README and LICENSE), and the terms of the MegaMedical datasets "
+        "they were trained on",
+        citation=_UNIVERSEG_CITATION,
+    ),
 )
 register_pretrained(
     "universeg-small",
@@ -207,20 +259,3 @@ register_pretrained(
     ),
 )
 
-
-def __getattr__(name: str) -> Any:
-    # `from universeg_plus.registry import create_model` predates universeg_plus.factory; kept
-    # working for old callers (imported lazily: the registry itself depends on nothing above it).
-    if name == "create_model":
-        import warnings
-
-        warnings.warn(
-            "universeg_plus.registry.create_model moved to universeg_plus.factory.create_model "
-            "(also universeg_plus.create_model)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from .factory import create_model
-
-        return create_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

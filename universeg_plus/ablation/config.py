@@ -92,9 +92,9 @@ class EvaluateSection(_Section):
     Attributes:
         enabled: Run this stage with ``--stage all``.
         tasks: Datasets or ``<dataset>/<label>`` tasks; ``None`` = the run config's
-            ``data.val_tasks`` found in its data.
+            ``data.held_out`` found in its data.
         weights: ``"model"`` (the final weights; default) or ``"best"`` (best periodic validation
-            Dice, which is measured on the held-out tasks themselves, so it is a selection on them).
+            Dice, measured on the validation datasets ``data.val_tasks``, not on the held-out ones).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...
         settings: Support sizes, targets, ensembling, seed (:class:`~universeg_plus.evaluation.EvalSettings`).
     """

@@ -63,8 +63,8 @@ def _setup_lines(cfg: AblationConfig) -> list[str]:
         f"- Training (shared by every variant): `{cfg.train.config}` with overrides "
         f"{', '.join(f'`{x}`' for x in cfg.train.overrides) or 'none'}; {t.steps} steps, batch {e.batch_size} "
         f"episodes, S in [{e.s_min}, {e.s_max}], AdamW lr {o.lr:g} (warm-up {o.warmup_steps}, cosine to "
-        f"{o.min_lr_ratio:g}x); data {data_src} with synthetic tasks (p={d.synthetic_prob:g}); held out: "
-        f"{', '.join(d.val_tasks)}.",
+        f"{o.min_lr_ratio:g}x); data {data_src} with synthetic tasks (p={d.synthetic_prob:g}); validation: "
+        f"{', '.join(d.val_tasks)}; held out: {', '.join(d.held_out)}.",
         f"- Seeds: {', '.join(map(str, cfg.seeds))} (each (variant, seed) trained from scratch).",
         f"- Evaluation: `{cfg.evaluate.weights}` weights; support sizes "
         f"{', '.join(map(str, cfg.evaluate.settings.support_sizes))}; up to {cfg.evaluate.settings.num_targets} "

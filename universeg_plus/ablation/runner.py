@@ -109,7 +109,7 @@ def _eval_dataset_names(cfg: AblationConfig) -> tuple[list[str], bool]:
     if cfg.evaluate.tasks:
         return sorted({t.split("/", 1)[0] for t in cfg.evaluate.tasks}), True
     d = cfg.base_run_config().data
-    return [v for v in d.val_tasks if v not in d.exclude], False
+    return [v for v in d.held_out if v not in d.exclude], False
 
 
 def _check_folders(root: Path, names: list[str], requested: bool, stage: str) -> None:
@@ -246,7 +246,7 @@ def load_eval_tasks(cfg: AblationConfig, size: tuple[int, int]) -> Any:
 
     d = cfg.base_run_config().data
     requested = _eval_datasets(cfg)
-    held_out = [v for v in d.val_tasks if v not in d.exclude]
+    held_out = [v for v in d.held_out if v not in d.exclude]
     if d.tasks_file is not None:
         coll = TaskCollection.load(d.tasks_file)
         wrong = sorted({t.name for t in coll if t.size != tuple(size)})
@@ -273,7 +273,7 @@ def load_eval_tasks(cfg: AblationConfig, size: tuple[int, int]) -> Any:
         raise ValueError("evaluate needs data.root or data.tasks_file in the train config (held-out task folders)")
     if not datasets or coll is None:
         raise ValueError(
-            f"none of the held-out datasets {held_out} is in the data; set evaluate.tasks or data.val_tasks"
+            f"none of the held-out datasets {held_out} is in the data; set evaluate.tasks or data.held_out"
         )
     tasks = coll.filter(include=requested or datasets)
     if requested:
@@ -325,6 +325,7 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
 
     from ..evaluation import check_held_out, evaluate, read_training_info, write_report
     from ..hub import load_folder
+    from ..model import UniverSegPlus
 
     t0 = time.time()
     _set_threads(cfg)
@@ -348,7 +349,7 @@ def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | No
             out.append({"variant": label, "seed": seed, "status": "skipped", "wall_s": 0.0})
             continue
         t1 = time.time()
-        model = load_folder(weights)
+        model = load_folder(weights, model_cls=UniverSegPlus)
         size = tuple(model.config.input_size)
         if size not in tasks_by_size:
             tasks_by_size[size] = load_eval_tasks(cfg, size)
@@ -477,6 +478,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     """
     from ..hub import load_folder
     from ..io.tables import write_csv
+    from ..model import UniverSegPlus
     from ..factory import create_model
     from .speed import ROUND_FIELDS, SPEED_FIELDS, measure_speed, summarize_speed
 
@@ -487,7 +489,7 @@ def speed_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
         trained = [s for s in cfg.seeds if is_trained(cfg, label, s)]
         if trained:
             weights = cfg.run_dir(label, trained[0]) / cfg.evaluate.weights
-            models[label], sources[label] = load_folder(weights), str(weights)
+            models[label], sources[label] = load_folder(weights, model_cls=UniverSegPlus), str(weights)
         else:
             log.info("speed: %s has no trained run; timing randomly initialised weights", label)
             v = cfg.variant(label)

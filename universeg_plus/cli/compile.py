@@ -50,8 +50,9 @@ def load_model(args: argparse.Namespace):
 
     if Path(args.model).is_dir():
         from ..hub import load_folder
+        from ..model import UniverSegPlus
 
-        return load_folder(args.model)
+        return load_folder(args.model, model_cls=UniverSegPlus)
     if args.model not in list_models():
         raise ValueError(f"unknown model {args.model!r}; expected a weights folder or one of {list_models()}")
     return create_model(args.model, pretrained=args.pretrained)

@@ -20,9 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import convert_official
+    import json
+
+    from ..factory import convert_official
+    from ..hub.official import SOURCE_NAME
 
     saved = convert_official(args.checkpoint, args.out_dir, overwrite=args.overwrite)
+    source = json.loads((saved.directory / SOURCE_NAME).read_text(encoding="utf-8"))
     print(f"wrote {saved.directory} ({saved.num_parameters:,} parameters)")
     print(f"sha256 {saved.sha256}  {saved.weights}")
+    verdict = "the official release" if source["official_release"] else "NOT the pinned official release"
+    print(f"source git blob id {source['git_blob_id']} ({verdict}), sha256 {source['sha256']}")
     return 0

@@ -193,9 +193,10 @@ def run(args: argparse.Namespace) -> int:
     registered = get_config(args.model)  # unknown name -> ValueError listing the valid ones
     if args.weights:
         from ..hub import load_folder
+        from ..model import UniverSegPlus
 
         weights_dir = Path(args.weights)
-        model = load_folder(weights_dir)
+        model = load_folder(weights_dir, model_cls=UniverSegPlus)
         if model.config != registered:
             log.warning("%s: config differs from the registered %s: %s", weights_dir, args.model, model.config)
     elif args.pretrained:
@@ -203,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
         from ..registry import PRETRAINED
 
         model = create_model(args.model, pretrained=True)
-        weights_dir = resolve_pretrained_files(PRETRAINED[args.model])[0].parent  # training.json ships there
+        # training.json ships there
+        weights_dir = resolve_pretrained_files(PRETRAINED[args.model], model_cls=type(model))[0].parent
     else:
         log.warning("no --weights or --pretrained: evaluating a randomly initialised %s", args.model)
         model = create_model(args.model)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if entry is None:
             weights = "-"
         elif entry.heldout_dice is None:
-            weights = "pretrained"
+            weights = "pretrained, fetched on first use" if entry.url else "pretrained"
         else:
             weights = f"pretrained, held-out Dice {entry.heldout_dice:.3f}"
         mark = " (default)" if name == default else ""

@@ -32,6 +32,7 @@ import torch
 
 from ..io.atomic import atomic_path
 from ..io.inputs import as_label_map, image_array, resize_indicators, standardize_image
+from .splits import HELD_OUT
 
 __all__ = [
     "DEFAULT_VAL_TASKS",
@@ -45,15 +46,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Datasets held out for validation, evaluation, the model card and the bundled example.
-DEFAULT_VAL_TASKS: tuple[str, ...] = (
-    "mni152_brain_tissue_mri",
-    "dsb2018_nuclei_fluo",
-    "busi_breast_lesion_us",
-    "msd_spleen_ct",
-    "drishti_optic_disc_cup",
-    "kvasir_polyp_endo",
-)
+#: The held-out datasets (evaluation, the model card, the bundled example; never trained or validated
+#: on): the ``held_out`` split of ``splits.json`` (:mod:`universeg_plus.data.splits`).
+DEFAULT_VAL_TASKS: tuple[str, ...] = HELD_OUT
 
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _CACHE_VERSION = 3

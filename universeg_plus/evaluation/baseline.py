@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..train.augment import Augmentation, Compose, RandomAffine, RandomBrightnessContrast, RandomFlip, RandomGamma
-from ..train.loss import DiceBCELoss
+from ..data.augment import Augmentation, Compose, RandomAffine, RandomBrightnessContrast, RandomFlip, RandomGamma
+from ..nn.loss import DiceBCELoss
 from .unet import UNet
 
 __all__ = ["BaselineConfig", "predict_baseline", "train_baseline"]

@@ -1,8 +1,10 @@
-"""Which tasks a set of weights was trained on, and the refusal to evaluate on them.
+"""Which tasks a set of weights was trained or validated on, and the refusal to evaluate on them.
 
 Training writes ``training.json`` next to the weights (``train_datasets``, ``train_tasks``,
-``held_out_datasets``, ``step``, ...). Evaluation reads it, when present, and refuses any task
-whose dataset (or full name) was used for training: held-out means split by task, not by image.
+``validation_datasets``, ``held_out_datasets``, ``step``, ...). Evaluation reads it, when present,
+and refuses any task whose dataset (or full name) training sampled or validation read (model
+selection saw it): held-out means split by task, not by image. A warm start's ``init`` lineage
+counts too. The project's split: :mod:`universeg_plus.data.splits`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from ..io.json_files import read_json_object
 
-__all__ = ["TRAINING_INFO_NAME", "check_held_out", "read_training_info", "training_datasets"]
+__all__ = ["TRAINING_INFO_NAME", "check_held_out", "read_training_info", "seen_datasets", "training_datasets"]
 
 TRAINING_INFO_NAME = "training.json"
 
@@ -40,8 +42,23 @@ def training_datasets(info: dict[str, Any]) -> set[str]:
     return names
 
 
+def _validation_datasets(info: dict[str, Any]) -> set[str]:
+    names = {str(d) for d in info.get("validation_datasets") or ()}
+    init = info.get("init")
+    if isinstance(init, dict) and isinstance(init.get("training"), dict):
+        names |= _validation_datasets(init["training"])
+    return names
+
+
+def seen_datasets(info: dict[str, Any]) -> dict[str, str]:
+    """Every dataset/task name the weights' training saw, with how: ``"trained on"`` or ``"validated on"``."""
+    seen = {name: "validated on" for name in _validation_datasets(info)}
+    seen.update({name: "trained on" for name in training_datasets(info)})
+    return seen
+
+
 def check_held_out(tasks: Iterable[tuple[str, str]], info: dict[str, Any] | None, source: str = "the weights") -> None:
-    """Refuse evaluation on tasks used in training.
+    """Refuse evaluation on tasks that training sampled or that its validation (model selection) read.
 
     Args:
         tasks: ``(task name, dataset)`` pairs to be evaluated.
@@ -49,14 +66,20 @@ def check_held_out(tasks: Iterable[tuple[str, str]], info: dict[str, Any] | None
         source: Where ``info`` came from, for the message.
 
     Raises:
-        ValueError: naming every evaluation task whose dataset or name was used for training.
+        ValueError: naming every evaluation task whose dataset or name training or validation used.
     """
     if info is None:
         return
-    used = training_datasets(info)
-    clash = sorted({name for name, dataset in tasks if name in used or dataset in used})
+    seen = seen_datasets(info)
+    clash = {}
+    for name, dataset in tasks:
+        how = seen.get(name) or seen.get(dataset)
+        if how is not None:
+            clash[name] = how
     if clash:
+        listed = ", ".join(f"{name} ({how})" for name, how in sorted(clash.items()))
         raise ValueError(
-            f"refusing to evaluate on {len(clash)} task(s) that {source} were trained on: {', '.join(clash)}. "
-            "Evaluation tasks must be held out by task (dataset), not by image; choose held-out tasks with --tasks"
+            f"refusing to evaluate on {len(clash)} task(s) that {source} were trained or validated on: {listed}. "
+            "Evaluation tasks must be held out by task (dataset), not by image, and unseen by model selection; "
+            "choose held-out tasks with --tasks (the project's: universeg_plus.data.splits.HELD_OUT)"
         )

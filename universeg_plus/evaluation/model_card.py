@@ -176,7 +176,13 @@ def _training_lines(info: dict[str, Any]) -> str:
     if info.get("world_size", 1) not in (None, 1):
         lines.append(f"- processes: {info['world_size']} (DistributedDataParallel)")
     if "val_dice" in info:
-        lines.append(f"- selected at the step with the best quick validation Dice ({float(info['val_dice']):.3f})")
+        where = ", ".join(info.get("validation_datasets") or []) or "the datasets in data.val_tasks"
+        lines.append(
+            f"- selected at the step with the best quick validation Dice ({float(info['val_dice']):.3f}) on the "
+            f"validation datasets ({where}), never on the held-out ones"
+            if info.get("validation_datasets")
+            else f"- selected at the step with the best quick validation Dice ({float(info['val_dice']):.3f})"
+        )
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -9,9 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import UniverSegPlus
 from .files import SHA256_SUFFIX
-from .folder import save_pretrained
+from .folder import WeightsModel, save_pretrained
 
 __all__ = ["HubFile", "PushResult", "download_file", "push_to_hub"]
 
@@ -133,7 +132,7 @@ class PushResult:
 
 
 def push_to_hub(
-    model: UniverSegPlus,
+    model: WeightsModel,
     repo_id: str,
     *,
     revision: str | None = None,

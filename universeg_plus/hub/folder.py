@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from ..model import ForwardMode, UniverSegPlus
+from .._version import __version__
+from ..config import ForwardMode, UniverSegConfig
 from ..io.atomic import atomic_write_bytes
 from .files import (
     load_state_dict_strict,
@@ -30,7 +32,9 @@ __all__ = [
     "CARD_NAME",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "ModelClass",
     "SavedWeights",
+    "WeightsModel",
     "write_model_files",
     "build_from_files",
     "config_json",
@@ -42,6 +46,27 @@ __all__ = [
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
+
+
+class WeightsModel(Protocol):
+    """What the hub needs of a network: its config and its tensors (``UniverSegPlus`` is one).
+
+    The hub sits below the model class: functions that build a network take the class as an
+    argument (``model_cls(config, mode=mode)``), as huggingface_hub's ``PyTorchModelHubMixin`` does,
+    so ``hub/`` never imports ``model.py``.
+    """
+
+    config: UniverSegConfig
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state_dict: Mapping, strict: bool = True) -> Any: ...
+
+    def num_parameters(self) -> int: ...
+
+
+#: ``model_cls(config, mode=mode)``: the network class a builder makes (``UniverSegPlus``).
+ModelClass = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -65,12 +90,12 @@ class SavedWeights:
     num_parameters: int
 
 
-def config_json(model: UniverSegPlus) -> str:
+def config_json(model: WeightsModel) -> str:
     """The model's config as the JSON text stored in ``config.json``."""
     return json.dumps(model.config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
 
-def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tuple[Path, Path, str]:
+def write_model_files(model: WeightsModel, directory: str | os.PathLike) -> tuple[Path, Path, str]:
     """Write ``model.safetensors``, its ``.sha256`` sidecar and ``config.json`` into ``directory``.
 
     Each file is written atomically, overwriting. A stale sidecar is removed before the weights
@@ -80,8 +105,6 @@ def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tup
     Returns:
         ``(weights path, config path, sha256 of the weights file)``.
     """
-    from .. import __version__
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_NAME
@@ -94,7 +117,7 @@ def write_model_files(model: UniverSegPlus, directory: str | os.PathLike) -> tup
     return weights, config, digest
 
 
-def default_model_card(model: UniverSegPlus, sha256: str) -> str:
+def default_model_card(model: WeightsModel, sha256: str) -> str:
     """A minimal model card stating only what is known from the model itself."""
     cfg = json.dumps(model.config.model_dump(mode="json"), indent=2, sort_keys=True)
     return (
@@ -116,7 +139,7 @@ def default_model_card(model: UniverSegPlus, sha256: str) -> str:
 
 
 def save_pretrained(
-    model: UniverSegPlus,
+    model: WeightsModel,
     directory: str | os.PathLike,
     model_card: str | Callable[[str], str] | None = None,
     overwrite: bool = False,
@@ -124,7 +147,7 @@ def save_pretrained(
     """Write ``model`` as a pretrained folder (each file atomically) and return its sha256.
 
     Args:
-        model: The network to save.
+        model: The network to save (a ``UniverSegPlus``).
         directory: Target folder (created if needed).
         model_card: ``README.md`` text, or a function of the weights' sha256 returning it; a
             minimal generated card when ``None``.
@@ -132,10 +155,10 @@ def save_pretrained(
 
     Raises:
         FileExistsError: ``directory`` already holds weights and ``overwrite`` is false.
-        TypeError: ``model`` is not a :class:`UniverSegPlus`.
+        TypeError: ``model`` is not a network with a :class:`UniverSegConfig` (a ``UniverSegPlus``).
     """
-    if not isinstance(model, UniverSegPlus):
-        raise TypeError(f"model must be a UniverSegPlus, got {type(model).__name__}")
+    if not isinstance(getattr(model, "config", None), UniverSegConfig) or not hasattr(model, "state_dict"):
+        raise TypeError(f"model must be a UniverSegPlus (a network with a UniverSegConfig), got {type(model).__name__}")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} exists and is not a folder")
@@ -156,8 +179,12 @@ def load_folder(
     sha256: str | None = None,
     mode: ForwardMode = "split",
     weights_name: str = WEIGHTS_NAME,
-) -> UniverSegPlus:
-    """Build a model from a pretrained folder (config.json decides the architecture).
+    *,
+    model_cls: ModelClass,
+) -> Any:
+    """Build a ``model_cls`` from a pretrained folder (config.json decides the architecture).
+
+    ``UniverSegPlus.from_pretrained(folder)`` is this with ``model_cls=UniverSegPlus``.
 
     Args:
         directory: Folder holding ``config.json`` and the weights file.
@@ -165,6 +192,7 @@ def load_folder(
             ``.sha256`` sidecar beside it, when there is one; with neither, a warning says so).
         mode: Forward form of the returned model.
         weights_name: Weights file name inside ``directory``.
+        model_cls: The network class, called as ``model_cls(config, mode=mode)``.
 
     Raises:
         FileNotFoundError: missing folder, config or weights.
@@ -173,17 +201,17 @@ def load_folder(
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"weights folder {directory} does not exist")
-    return build_from_files(directory / CONFIG_NAME, directory / weights_name, sha256, mode, str(directory))
+    return build_from_files(directory / CONFIG_NAME, directory / weights_name, sha256, mode, str(directory), model_cls)
 
 
 def build_from_files(
-    config_path: Path, weights_path: Path, sha256: str | None, mode: ForwardMode, source: str
-) -> UniverSegPlus:
+    config_path: Path, weights_path: Path, sha256: str | None, mode: ForwardMode, source: str, model_cls: ModelClass
+) -> Any:
     """Verify (``sha256`` and the weights' ``.sha256`` sidecar), read and strictly load a config + weights pair."""
     config = read_config(config_path)
     if not weights_path.is_file():
         raise FileNotFoundError(f"weights file {weights_path} does not exist")
     verify_weights_file(weights_path, sha256, source)
-    model = UniverSegPlus(config, mode=mode)
+    model = model_cls(config, mode=mode)
     load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
     return model

@@ -1,4 +1,7 @@
-"""Resolving pretrained weights: the table's shipped copy or hub repo, verified, strictly loaded."""
+"""Resolving pretrained weights: the table's shipped copy, hub repo or release URL, verified, strictly loaded.
+
+Nothing here imports the network class: builders take it as ``model_cls`` (the mixin passes ``cls``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import logging
 import os
 from pathlib import Path
 
-from ..model import ForwardMode, UniverSegPlus
+from ..config import ForwardMode
 from ..registry import PRETRAINED, PretrainedEntry, get_config
 from .download import HubFile, download_file
 from .files import load_state_dict_strict, read_config, read_weights, verify_weights_file
-from .folder import CONFIG_NAME, WEIGHTS_NAME, build_from_files
+from .folder import CONFIG_NAME, WEIGHTS_NAME, ModelClass, WeightsModel, build_from_files
+from .official import fetch_official
 from .shipped import WEIGHTS_DIR_ENV, find_shipped_weights, shipped_weights_dirs
 
 __all__ = ["fetch_pretrained", "from_pretrained", "load_pretrained_weights", "resolve_pretrained_files"]
@@ -39,6 +43,7 @@ def _hub(repo_id: str, filename: str, revision: str, **hub_kwargs) -> tuple[Path
 def resolve_pretrained_files(
     entry: PretrainedEntry,
     *,
+    model_cls: ModelClass | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     force_download: bool = False,
@@ -47,10 +52,22 @@ def resolve_pretrained_files(
     """``(config.json, weights, expected sha256)`` for a table entry, shipped copy first where ``prefer_local``.
 
     The expected hash is the entry's, else (hub files) the one the hub publishes for the LFS file.
+    An entry with a ``url`` (the official release) is fetched once into the user cache and converted
+    there (:func:`~universeg_plus.hub.official.fetch_official`), which needs ``model_cls``.
 
     Raises:
-        FileNotFoundError: no source has the files (every reason tried is listed).
+        FileNotFoundError: no source has the files (every reason tried is listed; for a URL entry,
+            the message names the URL, the cache folder and the ways out).
+        ValueError: a downloaded or cached file is not the pinned one (deleted and named).
+        TypeError: a URL entry and no ``model_cls``.
     """
+    if entry.url is not None and not entry.local_dir and not entry.hub_id:
+        if model_cls is None:
+            raise TypeError(f"converting the {entry.model!r} release needs model_cls (the network class)")
+        folder = fetch_official(
+            entry, model_cls, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download
+        )
+        return folder / CONFIG_NAME, folder / entry.filename, entry.sha256
     sources = []
     if entry.local_dir:
         sources.append(("shipped", lambda: _shipped(entry)))
@@ -78,7 +95,7 @@ def resolve_pretrained_files(
 
 
 def load_pretrained_weights(
-    model: UniverSegPlus,
+    model: WeightsModel,
     entry: PretrainedEntry,
     *,
     cache_dir: str | os.PathLike | None = None,
@@ -105,7 +122,8 @@ def load_pretrained_weights(
             f"but the model's config has {model.config.input_size}"
         )
     config_path, weights_path, expected = resolve_pretrained_files(
-        entry, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download, token=token
+        entry, model_cls=type(model), cache_dir=cache_dir, local_files_only=local_files_only,
+        force_download=force_download, token=token,
     )
     verify_weights_file(weights_path, expected, f"pretrained {entry.model!r}")
     config = read_config(config_path)
@@ -122,25 +140,31 @@ def from_pretrained(
     source: str | os.PathLike,
     revision: str | None = None,
     *,
+    model_cls: ModelClass,
     sha256: str | None = None,
     mode: ForwardMode = "split",
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     force_download: bool = False,
     token: str | bool | None = None,
-) -> UniverSegPlus:
-    """A model with weights, from a local folder, a pretrained-table name, or a hub repo id.
+) -> WeightsModel:
+    """A ``model_cls`` with weights, from a local folder, a pretrained-table name, or a hub repo id.
+
+    ``UniverSegPlus.from_pretrained(source, ...)`` is this with ``model_cls=UniverSegPlus``.
 
     Args:
-        source: A folder written by :func:`save_pretrained`; a name from ``list_pretrained()``;
-            or a hub model repo id ``"org/repo"`` holding ``config.json`` + ``model.safetensors``.
+        source: A folder written by :func:`save_pretrained`; a name from ``list_pretrained()``
+            (``"universeg-v1"``: the official weights, downloaded once and verified); or a hub model
+            repo id ``"org/repo"`` holding ``config.json`` + ``model.safetensors``.
         revision: Hub branch, tag or 40-hex commit (default ``"main"``); hub repos only.
         sha256: Expected SHA-256 of ``model.safetensors``. For hub repos without it, the hash
             the hub publishes for the LFS file is checked; for a folder, the ``model.safetensors.sha256``
             that :func:`save_pretrained` writes is checked too. A file with nothing to check against
             is loaded with a warning.
+        model_cls: The network class, built as ``model_cls(config, mode=mode)``.
         mode: Forward form, ``"split"`` or ``"pairwise"``.
-        cache_dir, local_files_only, force_download, token: Passed to huggingface_hub.
+        cache_dir, local_files_only, force_download, token: Passed to huggingface_hub (``cache_dir``
+            also replaces the user cache of URL entries).
 
     Raises:
         FileNotFoundError: no such folder/repo/file, or offline and not cached.
@@ -153,28 +177,31 @@ def from_pretrained(
     if path.is_dir():
         if revision is not None:
             raise ValueError(f"revision={revision!r} applies to hub repos, but {source} is a local folder")
-        return build_from_files(path / CONFIG_NAME, path / WEIGHTS_NAME, sha256, mode, str(path))
+        return build_from_files(path / CONFIG_NAME, path / WEIGHTS_NAME, sha256, mode, str(path), model_cls)
     source = str(source)
     if source in PRETRAINED:
         if revision is not None or sha256 is not None:
             raise ValueError(f"{source!r} is pinned by the pretrained table; revision/sha256 cannot be overridden")
-        model = UniverSegPlus(get_config(PRETRAINED[source].model), mode=mode)
+        model = model_cls(get_config(PRETRAINED[source].model), mode=mode)
         load_pretrained_weights(model, PRETRAINED[source], **hub_kwargs)
         return model
-    config_path, weights_path, expected = fetch_pretrained(source, revision, **hub_kwargs)
-    return build_from_files(config_path, weights_path, sha256 or expected, mode, f"hub repo {source!r}")
+    config_path, weights_path, expected = fetch_pretrained(source, revision, model_cls=model_cls, **hub_kwargs)
+    return build_from_files(config_path, weights_path, sha256 or expected, mode, f"hub repo {source!r}", model_cls)
 
 
 def fetch_pretrained(
     source: str,
     revision: str | None = None,
     *,
+    model_cls: ModelClass | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     force_download: bool = False,
     token: str | bool | None = None,
 ) -> tuple[Path, Path, str | None]:
     """Download (or find cached/shipped) the files of a pretrained-table name or a hub repo id.
+
+    ``model_cls`` (the network class) is needed for a URL entry, whose checkpoint is converted on first download.
 
     Returns:
         ``(config.json path, weights path, expected sha256)``; the hash is the table's for a
@@ -184,7 +211,7 @@ def fetch_pretrained(
     if source in PRETRAINED:
         if revision is not None:
             raise ValueError(f"{source!r} is pinned by the pretrained table; its revision cannot be overridden")
-        return resolve_pretrained_files(PRETRAINED[source], **kwargs)
+        return resolve_pretrained_files(PRETRAINED[source], model_cls=model_cls, **kwargs)
     if source.count("/") != 1 or Path(source).is_absolute() or source.startswith("."):
         raise FileNotFoundError(
             f"{source!r} is neither an existing folder, a pretrained name ({', '.join(sorted(PRETRAINED)) or 'none'}), "

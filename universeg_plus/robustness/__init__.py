@@ -9,8 +9,9 @@ Plots need matplotlib (``pip install "universeg-plus[study]"``); it is imported 
 
 from .config import ModelSpec, StudyConfig, TaskSpec, load_study_config
 from .report import load_results, summarize, write_report
-from .runner import COLUMNS, StudyResult, run_study, study_cases
+from .runner import StudyResult, run_study, study_cases
 from .saliency import Saliency, compute_saliency, plot_saliency, saliency_rmse
+from .schema import COLUMNS
 
 __all__ = [
     "COLUMNS",

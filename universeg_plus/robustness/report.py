@@ -25,7 +25,7 @@ from ..io.atomic import atomic_write_text
 from ..io.figures import label_panels, panel_figure, pyplot, save_figure
 from ..io.tables import markdown_table
 from ..perturb import WHERE
-from .runner import COLUMNS, iter_rows
+from .schema import COLUMNS, iter_rows
 
 __all__ = ["load_results", "plot_dice_drop_heatmap", "plot_dice_vs_severity", "summarize", "write_report"]
 

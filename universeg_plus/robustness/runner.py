@@ -13,10 +13,8 @@ are already there (a trailing partial line from an interrupted run is dropped fi
 from __future__ import annotations
 
 import logging
-import os
 import time
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,30 +23,18 @@ import torch
 from torch import nn
 
 from .. import metrics
-from ..io.tables import append_csv, csv_header, read_csv_rows
+from ..io.tables import append_csv
 from ..perturb import PERTURBATIONS, WHERE, apply_perturbation, get_perturbation
 from ..support import SupportSet
 from .config import ModelSpec, StudyConfig, TaskSpec, parse_backend
+from .report import write_report as _write_report
 from .saliency import Saliency, compute_saliency, plot_saliency, saliency_rmse
+from .schema import CLEAN, COLUMNS, KEY_COLUMNS, read_done
 
-__all__ = ["COLUMNS", "KEY_COLUMNS", "StudyResult", "run_study", "study_cases"]
+__all__ = ["StudyResult", "run_study", "study_cases"]
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ("task", "model", "backend", "perturbation", "severity", "where", "target")
-COLUMNS = (
-    *KEY_COLUMNS,
-    "dice",
-    "iou",
-    "sensitivity",
-    "specificity",
-    "hd95",
-    "inference_ms",
-    "agreement_dice",
-    "max_abs_dprob",
-    "saliency_rmse",
-)
-CLEAN = ("none", 0, "none")
 
 
 @dataclass
@@ -90,24 +76,13 @@ def _seed(*parts: Any) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode())
 
 
-# ---------------------------------------------------------------------- CSV
-def _read_done(path: Path) -> set[tuple[str, ...]]:
-    """Keys of the complete rows already in the results CSV (a partial last line is ignored)."""
-    header = csv_header(path)
-    if header is None:
-        return set()
-    if tuple(header) != COLUMNS:
-        raise ValueError(f"{path} has columns {header}, expected {list(COLUMNS)}; use another out_dir")
-    return {tuple(row[k] for k in KEY_COLUMNS) for row in read_csv_rows(path)}
-
-
 # ---------------------------------------------------------------------- models and tasks
 def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
     from ..factory import create_model
     from ..registry import PRETRAINED, get_config
 
     if spec.weights is not None:
-        from ..hub import from_pretrained
+        from ..factory import from_pretrained
 
         model = from_pretrained(spec.weights)
         if model.config != get_config(spec.name, **spec.overrides):
@@ -189,7 +164,7 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = StudyResult(out_dir / "results.csv")
-    done = _read_done(result.csv_path)
+    done = read_done(result.csv_path)
     cases = study_cases(config)
     thr = config.threshold
     bar = tqdm(total=len(config.models) * len(config.tasks) * len(cases), disable=not progress, desc="robustness")
@@ -261,8 +236,6 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
     bar.close()
     result.backends = [b for b in config.backends if backend_ok.get(b)]
     if write_report:
-        from .report import write_report as _write_report
-
         _write_report(result.csv_path, out_dir)
     return result
 
@@ -293,7 +266,3 @@ def _plot_example(model: nn.Module, task: _Task, out_dir: Path, model_name: str,
         title=f"{model_name} on {task.name} / {task.target_names[0]} (clean)",
     )
 
-
-def iter_rows(path: str | os.PathLike) -> Iterable[dict[str, str]]:
-    """The complete rows of a results CSV as dicts of strings."""
-    yield from read_csv_rows(path)

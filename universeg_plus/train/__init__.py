@@ -1,4 +1,4 @@
-"""Training: run config, episode sampling, augmentation, loss, the loop and DDP helpers."""
+"""Training: run config, episode sampling, the loop and DDP helpers (augmentations: :mod:`universeg_plus.data.augment`; loss: :mod:`universeg_plus.nn.loss`)."""
 
 from .config import RunConfig, load_run_config
 from .loop import train

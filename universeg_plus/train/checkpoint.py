@@ -237,8 +237,9 @@ def warm_start(model: nn.Module, folder: str | os.PathLike) -> None:
         ValueError: the folder's architecture differs from ``model``'s (both named).
     """
     from ..hub.folder import load_folder
+    from ..model import UniverSegPlus
 
-    src = load_folder(folder)
+    src = load_folder(folder, model_cls=UniverSegPlus)
     if src.config != model.config:
         raise ValueError(
             f"train.init {folder} holds a {src.config.model_dump(mode='json')} network, but this run trains "

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..data.synthetic import SyntheticConfig
-from ..data.tasks import DEFAULT_VAL_TASKS
+from ..data.splits import HELD_OUT, VALIDATION
 from ..io.yaml_config import apply_overrides, load_yaml_config
 
 __all__ = [
@@ -46,7 +46,8 @@ class NiftiSource(_Section):
     """NIfTI volumes with label volumes: one dataset per slicing axis (``<name>_axis<k>``).
 
     Attributes:
-        name: Dataset name (held out when it, or ``<name>_axis<k>``, is in ``data.val_tasks``).
+        name: Dataset name (a validation dataset when it, or ``<name>_axis<k>``, is in
+            ``data.val_tasks``; never loaded when in ``data.held_out`` or ``data.exclude``).
         images: Glob of image volumes (sorted; paired in order with ``labels``).
         labels: Glob of label volumes.
         axes: Slicing axes.
@@ -67,9 +68,13 @@ class DataConfig(_Section):
         root: Folder of task folders (``<task>/images``, ``<task>/masks``); ``None`` = synthetic only.
         tasks_file: A task file written by ``universeg-plus train --export-tasks`` (or
             ``TaskCollection.save``), used instead of reading ``root``'s PNGs (no PIL needed).
-        val_tasks: Datasets held out for validation; never sampled for training.
+        val_tasks: Validation datasets: quick validation, model selection (``best/``) and early
+            stopping read these only; never sampled for training. Default: the ``validation`` split
+            of ``universeg_plus/data/splits.json``.
+        held_out: Held-out datasets, for evaluation only: never loaded by training, not even for
+            validation. Default: the ``held_out`` split (``DEFAULT_VAL_TASKS``).
         exclude: Datasets never loaded at all.
-        include: If set, the only datasets used for training (minus val_tasks/exclude).
+        include: If set, the only datasets used for training (minus val_tasks/held_out/exclude).
         size: ``(H, W)`` training resolution; ``None`` = the model's ``input_size``.
         synthetic_prob: Probability that an episode is a synthetic task (treated as 1.0 without a root).
         min_pixels: Minimum foreground pixels (at ``size``) for a pair to join a task.
@@ -84,7 +89,8 @@ class DataConfig(_Section):
 
     root: str | None = None
     tasks_file: str | None = None
-    val_tasks: tuple[str, ...] = DEFAULT_VAL_TASKS
+    val_tasks: tuple[str, ...] = VALIDATION
+    held_out: tuple[str, ...] = HELD_OUT
     exclude: tuple[str, ...] = ()
     include: tuple[str, ...] | None = None
     size: tuple[int, int] | None = None
@@ -100,9 +106,15 @@ class DataConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         if self.include is not None:
-            clash = sorted(set(self.include) & (set(self.val_tasks) | set(self.exclude)))
+            clash = sorted(set(self.include) & (set(self.val_tasks) | set(self.held_out) | set(self.exclude)))
             if clash:
-                raise ValueError(f"data.include lists held-out/excluded task(s) {clash}")
+                raise ValueError(f"data.include lists validation/held-out/excluded task(s) {clash}")
+        peeking = sorted(set(self.val_tasks) & set(self.held_out))
+        if peeking:
+            raise ValueError(
+                f"data.val_tasks lists held-out dataset(s) {peeking}: model selection must not read what "
+                "evaluation scores; validate on other datasets or remove them from data.held_out"
+            )
         if self.synthetic_prob + self.superpixel_prob > 1:
             raise ValueError(
                 "data.synthetic_prob + data.superpixel_prob must be <= 1, got "
@@ -236,7 +248,8 @@ class TrainConfig(_Section):
 
 
 class ValConfig(_Section):
-    """Quick periodic validation on the held-out tasks: Dice at a fixed S, fixed episodes."""
+    """Quick periodic validation on the validation datasets (``data.val_tasks``, never the held-out
+    ones): Dice at a fixed S, fixed episodes; picks ``best/``."""
 
     enabled: bool = True
     support_size: int = Field(16, ge=1)

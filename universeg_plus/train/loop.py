@@ -27,7 +27,7 @@ from ..inference import predict_probabilities
 from ..io.json_files import read_json_object
 from ..io.tables import append_csv
 from ..factory import create_model
-from .augment import build_augmentations
+from ..data.augment import build_augmentations
 from .checkpoint import (
     DataStreams,
     Resumed,
@@ -42,7 +42,7 @@ from .checkpoint import (
 from .config import RunConfig
 from .distributed import DistInfo, all_reduce_max, cleanup, setup, wrap_model
 from .episodes import Episodes, ValEpisodes, make_val_episodes
-from .loss import DiceBCELoss, hard_dice
+from ..nn.loss import DiceBCELoss, hard_dice
 from .sources import build_sampler, load_run_tasks
 
 __all__ = ["LOG_FIELDS", "VAL_FIELDS", "amp_dtype", "lr_lambda", "train", "validate", "warm_start"]
@@ -246,7 +246,8 @@ class _Trainer:
             "model_name": cfg.model.name,
             "train_datasets": self.train_tasks.datasets if self.train_tasks is not None else [],
             "train_tasks": self.sampler.task_names,
-            "held_out_datasets": list(cfg.data.val_tasks) + list(cfg.data.exclude),
+            "validation_datasets": list(cfg.data.val_tasks),
+            "held_out_datasets": list(cfg.data.held_out) + list(cfg.data.exclude),
             "synthetic_prob": self.sampler.synthetic_prob,
             "superpixel_prob": self.sampler.superpixel_prob,
             "world_size": info.world_size,
@@ -261,6 +262,12 @@ class _Trainer:
             leak = set(earlier) & set(out["held_out_datasets"])
             if leak:
                 raise ValueError(f"train.init {cfg.train.init} was trained on held-out dataset(s) {sorted(leak)}")
+            seen = sorted(set(earlier) & set(out["validation_datasets"]))
+            if seen:
+                log.warning(
+                    "train.init %s was trained on validation dataset(s) %s: this run's validation Dice "
+                    "(and its best/ choice) is optimistic on them", cfg.train.init, ", ".join(seen),
+                )
         return out
 
     def _elapsed(self, now: float) -> float:

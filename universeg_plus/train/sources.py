@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 def load_run_tasks(cfg: RunConfig, info: DistInfo) -> tuple[TaskCollection | None, TaskCollection | None]:
     """``(training tasks, validation tasks)`` of a run (either ``None`` when there is none).
 
-    Validation datasets (``data.val_tasks``) and ``data.exclude`` are never in the training tasks.
+    Validation datasets (``data.val_tasks``), held-out ones (``data.held_out``) and ``data.exclude``
+    are never in the training tasks; held-out ones are not loaded at all.
 
     Raises:
         FileNotFoundError: ``data.root`` does not exist.
@@ -45,13 +46,13 @@ def load_run_tasks(cfg: RunConfig, info: DistInfo) -> tuple[TaskCollection | Non
             )
         for axis in src.axes:
             dataset = f"{src.name}_axis{axis}"
-            if src.name in d.exclude or dataset in d.exclude:
+            if {src.name, dataset} & (set(d.exclude) | set(d.held_out)):
                 continue
             tasks = load_nifti_task(
                 images, labels, src.name, axis, size, src.label_names or None, min_pixels=d.min_pixels
             )
             (extra_val if src.name in d.val_tasks or dataset in d.val_tasks else extra_train).extend(tasks)
-    held_out = tuple(d.val_tasks) + tuple(d.exclude)
+    held_out = tuple(d.val_tasks) + tuple(d.held_out) + tuple(d.exclude)
     train_all = TaskCollection([*(train_tasks or []), *extra_train])
     val_all = [*(val_tasks or []), *extra_val]
     return _check_leak(train_all, held_out), (TaskCollection(val_all) if val_all else None)
@@ -61,7 +62,7 @@ def _load_folder_tasks(cfg: RunConfig, info: DistInfo) -> tuple[TaskCollection |
     """Tasks from ``data.tasks_file`` or ``data.root``."""
     d = cfg.data
     size = cfg.image_size
-    held_out = tuple(d.val_tasks) + tuple(d.exclude)
+    held_out = tuple(d.val_tasks) + tuple(d.held_out) + tuple(d.exclude)
     if d.tasks_file is not None:
         coll = TaskCollection.load(d.tasks_file)
         bad = sorted({t.name for t in coll if t.size != tuple(size)})
@@ -115,7 +116,7 @@ def _check_leak(train_tasks: TaskCollection, held_out: tuple[str, ...]) -> TaskC
     if leak:
         raise RuntimeError(f"held-out dataset(s) {sorted(leak)} reached the training set")
     if not len(train_tasks):
-        raise ValueError("no real training tasks left after holding out data.val_tasks and data.exclude")
+        raise ValueError("no real training tasks left after holding out data.val_tasks, data.held_out and data.exclude")
     return train_tasks
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from universeg_plus.train.augment import (
+from universeg_plus.data.augment import (
     Compose,
     RandomAffine,
     RandomBlur,

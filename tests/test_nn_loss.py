@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from universeg_plus.train.loss import DiceBCELoss, hard_dice, soft_dice_loss
+from universeg_plus.nn.loss import DiceBCELoss, hard_dice, soft_dice_loss
 
 
 def test_soft_dice_on_known_inputs():

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..data.filters import boundary, dilate, erode, gaussian_blur
+from .filters import boundary, dilate, erode, gaussian_blur
 
 __all__ = [
     "Augmentation",
