@@ -67,6 +67,7 @@ __all__ = [
     "prepare_mask",
     "prepare_pairs",
     "read_input",
+    "read_pairs",
     "resize_image",
     "probabilities_to_size",
     "resize_indicators",
@@ -454,12 +455,14 @@ def _is_stack(x: np.ndarray | torch.Tensor) -> bool:
 def as_batch(x: Any, kind: str, *, single: bool = True) -> tuple[list[Any], bool]:
     """Split an input into its images: ``(items, batched)``.
 
-    A list/tuple is a batch; so is a stacked ``(N, 1, H, W)`` array/tensor, an ``(N, H, W)`` array
-    whose last axis is not 1..4 (a channel axis) and an ``(N, H, W)`` tensor whose first axis is not
-    1..4 (with ``single=False``, every 3D array/tensor is a stack). Anything else is one image.
+    A list/tuple is a batch; so is a stacked ``(N, 1, H, W)`` array/tensor, and (with
+    ``single=False``) every 3D array/tensor. With ``single=True`` an ``(N, H, W)`` array whose last
+    axis is not 1..4 (a channel axis), or tensor whose first axis is not 1..4, is refused as
+    ambiguous (N images, N slices or N channels?). Anything else is one image.
 
     Raises:
-        ValueError: an empty list, a 4D array that is not ``(N, 1, H, W)``, or (``single=False``) one image.
+        ValueError: an empty list, a 4D array that is not ``(N, 1, H, W)``, an ambiguous 3D array, or
+            (``single=False``) one image.
         TypeError: (``single=False``) a single path or an unsupported type.
     """
     if isinstance(x, (list, tuple)):
@@ -472,7 +475,14 @@ def as_batch(x: Any, kind: str, *, single: bool = True) -> tuple[list[Any], bool
             if x.shape[0] == 0:
                 raise ValueError(f"no {kind}s given: the stack {tuple(x.shape)} is empty")
             return list(x[:, 0]), True
-        if x.ndim == 3 and (not single or _is_stack(x)):
+        if x.ndim == 3 and single and _is_stack(x):
+            n = x.shape[0]
+            raise ValueError(
+                f"the {kind} has shape {tuple(x.shape)}, which is ambiguous: {n} images, {n} slices of a volume, "
+                f"or one image with {n} channels? For {n} images pass a list or an (N, 1, H, W) stack "
+                f"(or use predict_many); for a volume use Predictor.predict_volume; a 2D image is {_SHAPES}"
+            )
+        if x.ndim == 3 and not single:
             if x.shape[0] == 0:
                 raise ValueError(f"no {kind}s given: the stack {tuple(x.shape)} is empty")
             return list(x), True
@@ -522,6 +532,28 @@ def prepare_pairs(
     size = check_size(size)
     if mask_resize not in ("area", "nearest"):
         raise ValueError(f"mask_resize must be 'area' or 'nearest', got {mask_resize!r}")
+    arrays, label_maps = read_pairs(images, masks, max_labels=max_labels, kinds=kinds)
+    prepared = torch.stack([standardize_image(torch.from_numpy(a), size)[None] for a in arrays])
+    masks_t = torch.stack([prepare_mask(lab, size, mask_resize) for lab in label_maps])
+    return prepared, masks_t, [(int(a.shape[0]), int(a.shape[1])) for a in arrays]
+
+
+def read_pairs(
+    images: Sequence[Any],
+    masks: Sequence[Any],
+    *,
+    max_labels: int | None = MAX_LABELS,
+    kinds: tuple[str, str] = ("support image", "support mask"),
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(image, mask) pairs at their own sizes: images by :func:`image_array`, masks by
+    :func:`as_label_map` and :func:`binary_from_255` over the whole set.
+
+    Returns:
+        ``(images, label maps)``: ``(H, W)`` float32 (finite) and ``(H, W)`` int64, pair by pair the same size.
+
+    Raises:
+        ValueError: counts differ, empty, an image and its mask differ in size, or any image/mask error.
+    """
     if len(images) != len(masks):
         raise ValueError(f"got {len(images)} images but {len(masks)} masks; they must pair up")
     if not len(images):
@@ -539,9 +571,7 @@ def prepare_pairs(
             )
         arrays.append(image)
         label_maps.append(labels)
-    prepared = torch.stack([standardize_image(torch.from_numpy(a), size)[None] for a in arrays])
-    masks_t = torch.stack([prepare_mask(lab, size, mask_resize) for lab in binary_from_255(label_maps)])
-    return prepared, masks_t, [(int(a.shape[0]), int(a.shape[1])) for a in arrays]
+    return arrays, binary_from_255(label_maps)
 
 
 # ---------------------------------------------------------------------- volumes and files
