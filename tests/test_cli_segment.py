@@ -108,7 +108,6 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
         (["--threshold", "2"], "--threshold"),
         (["--model", "no-such-model"], "unknown model"),
         (["--tiled", "--tile-scale", "9"], "--tile-scale must be in"),
-        (["--ensemble", "0"], "--ensemble"),
         (["--tiled", "--ensemble", "2"], "not to --tiled"),
         (["--tiled", "--tile-overlap", "1.5"], "overlap"),
         (["--adapt-steps", "2", "--adapt-lr", "-1"], "lr"),

@@ -1,34 +1,18 @@
 """Choosing the view (whole image, tiles, fused) by leave-one-out Dice on the support set."""
 
-import numpy as np
 import pytest
 import torch
+from test_inferers import WINDOW, _pairs  # the images with a bright square, and their masks
 
 from universeg_plus import create_model
 from universeg_plus.evaluation.views import choose_view
 from universeg_plus.windows import View
 
-WINDOW = (32, 32)  # universeg-tiny's input size
-
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     return create_model("universeg-tiny").eval()
-
-
-def _pairs(n=3, shape=(50, 70), seed=0):
-    """Images with a bright square (the foreground) in a noisy background, uint8, and their masks."""
-    rng = np.random.default_rng(seed)
-    images, masks = [], []
-    for i in range(n):
-        img = rng.random(shape) * 60
-        m = np.zeros(shape, np.uint8)
-        m[3 + i : 12 + i, 4 : 14] = 1
-        img[m > 0] += 150
-        images.append(img.astype(np.uint8))
-        masks.append(m)
-    return images, masks
 
 
 def test_choose_view_scores_every_candidate(model):

@@ -99,20 +99,24 @@ def test_support_and_call_order_errors(model):
         Predictor(model, inferer="tiles")
 
 
+class Compiled(torch.nn.Module):
+    """A stand-in for a compiled model with fixed shapes (``support_size`` / ``batch_size``) that records batches."""
+
+    def __init__(self, inner, **fixed):
+        super().__init__()
+        self.inner, self.config, self.batches = inner, inner.config, []
+        for name, value in fixed.items():
+            setattr(self, name, value)
+
+    def forward(self, x, si, sl):
+        self.batches.append(x.shape[0])
+        return self.inner(x, si, sl)
+
+
 def test_fixed_support_compiled_models_are_refused(model):
-    class Fixed(torch.nn.Module):
-        support_size = 8
-
-        def __init__(self):
-            super().__init__()
-            self.config = model.config
-
-        def forward(self, x, si, sl):
-            return model(x, si, sl)
-
     images, masks = _pairs()
     with pytest.raises(ValueError, match="takes exactly 8"):
-        _tiled(Fixed(), images, masks).predict(images[0])
+        _tiled(Compiled(model, support_size=8), images, masks).predict(images[0])
 
 
 # ---------------------------------------------------------------------- support windows
@@ -249,21 +253,9 @@ def test_batching_does_not_change_the_result(model):
 
 
 def test_fixed_batch_models_get_padded_batches(model):
-    class FixedBatch(torch.nn.Module):
-        batch_size = 4
-
-        def __init__(self):
-            super().__init__()
-            self.config = model.config
-            self.batches = []
-
-        def forward(self, x, si, sl):
-            self.batches.append(x.shape[0])
-            return model(x, si, sl)
-
     images, masks = _pairs(shape=(60, 80))
     target = _pairs(1, shape=(60, 60), seed=3)[0][0]  # 3x3 = 9 windows: batches of 4, 4 and 1 + 3 copies
-    fixed = FixedBatch()
+    fixed = Compiled(model, batch_size=4)
     got = _probs(_tiled(fixed, images, masks, windows_per_support=2), target)
     want = _probs(_tiled(model, images, masks, windows_per_support=2), target)
     assert fixed.batches == [4, 4, 4]
