@@ -11,8 +11,7 @@ ensembled, flipped one. Reports medians, their ratio and the largest probability
 
 from __future__ import annotations
 
-import argparse
-import json
+import importlib
 import platform
 import statistics
 import sys
@@ -24,10 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_forward_revisions import load_revision  # noqa: E402
+from bench_forward_revisions import load_revision, revision_parser, write_report  # noqa: E402
 
 from universeg_plus import get_config  # noqa: E402
-from universeg_plus.io.atomic import atomic_write_text  # noqa: E402
 from universeg_plus.model import UniverSegPlus  # noqa: E402
 from universeg_plus.predictor import Predictor  # noqa: E402
 from universeg_plus.support import SupportSet  # noqa: E402
@@ -36,14 +34,9 @@ CASES = {"plain": {}, "ensemble 4 x S/2 + flips": {"ensemble": 4, "flips": True}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rev", required=True, help="git revision to compare with the working tree")
-    p.add_argument("--model", default="universeg-small")
+    p = revision_parser(__doc__, "universeg-small", threads=1, out="benchmarks/results/bench_predict_revisions")
     p.add_argument("--support", type=int, default=16, help="support examples")
     p.add_argument("--targets", type=int, default=2, help="targets per call (a batch)")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="benchmarks/results/bench_predict_revisions")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = get_config(args.model)
@@ -53,8 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     targets = (rng.random((args.targets, 1, 240, 180)) * 255).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         then_cls = load_revision(args.rev, Path(tmp))
-        import importlib
-
         old = importlib.import_module("universeg_plus_at_rev.predictor")
         old_support = importlib.import_module("universeg_plus_at_rev.support")
         torch.manual_seed(0)
@@ -84,12 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [head, "", "| case | then ms | now ms | now / then | max abs delta probability |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['case']} | {r['then_ms']:.0f} | {r['now_ms']:.0f} | {r['ratio']:.3f} | "
               f"{r['max_abs_delta_probability']:.1e} |" for r in rows]
-    lines += ["", "Command: `python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]) + "`", ""]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(args.out)
-    atomic_write_text(out.with_suffix(".md"), text)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"rev": args.rev, "rows": rows}, indent=2))
+    write_report(lines, rows, args, argv)
 
 
 if __name__ == "__main__":
