@@ -43,14 +43,20 @@ def load_revision(rev: str, folder: Path) -> type:
     return importlib.import_module("universeg_plus_at_rev.model").UniverSegPlus
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def revision_parser(doc: str, model: str, threads: int, out: str) -> argparse.ArgumentParser:
+    """The options every then-vs-now benchmark takes: --rev, --model, --rounds, --threads, --out."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--rev", required=True, help="git revision to compare with the working tree")
-    p.add_argument("--model", default="universeg-v1")
-    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 64])
+    p.add_argument("--model", default=model)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="benchmarks/results/bench_forward_revisions")
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--out", default=out)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = revision_parser(__doc__, "universeg-v1", threads=2, out="benchmarks/results/bench_forward_revisions")
+    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 64])
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = get_config(args.model)
@@ -81,7 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     lines = [head, "", "| S | then ms | now ms | now / then | max abs delta logit |", "|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['S']} | {r['then_ms']:.0f} | {r['now_ms']:.0f} | {r['ratio']:.3f} | {r['max_abs_delta_logit']:.1e} |"
               for r in rows]
-    lines += ["", "Command: `python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]) + "`", ""]
+    write_report(lines, rows, args, argv)
+
+
+def write_report(lines: list[str], rows: list[dict], args: argparse.Namespace, argv: list[str] | None) -> None:
+    """Print the table with its command and write it to ``args.out`` (.md, and the rows as .json)."""
+    lines = [*lines, "", "Command: `python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]) + "`", ""]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)

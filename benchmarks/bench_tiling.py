@@ -9,10 +9,10 @@ size, so the split is the same), but every image and mask is read again at its n
 every method is scored there (Dice of probability > 0.5 against the native mask). Methods:
 
 * ``global``: the ordinary path (whole image at 128x128, probabilities upsampled to native size);
-* ``tiled@s``: :class:`universeg_plus.tiling.TiledSegmenter` at scale ``s``;
-* ``mean@s`` / ``max@s``: the global and tiled maps fused by :func:`universeg_plus.tiling.fuse`
+* ``tiled@s``: the Predictor with :class:`universeg_plus.inferers.Tiles` at scale ``s``;
+* ``mean@s`` / ``max@s``: the global and tiled maps fused by :func:`universeg_plus.windows.fuse`
   (its time is the sum of both);
-* ``auto``: the view :func:`universeg_plus.tiling.choose_view` picks among all of the above by
+* ``auto``: the view :func:`universeg_plus.evaluation.views.choose_view` picks among all of the above by
   leave-one-out Dice on the support set (``--n-val`` held-out examples); its time includes the choice;
 * ``unet128``: the per-task U-Net of ``evaluation/baseline.py`` trained on the 128x128 support set,
   probabilities upsampled to native size;
@@ -46,7 +46,10 @@ from universeg_plus.io.atomic import atomic_write_text
 from universeg_plus.io.images import list_image_files, read_image
 from universeg_plus.io.inputs import as_image_2d, as_label_map, resize_indicators, standardize_image
 from universeg_plus.metrics import dice
-from universeg_plus.tiling import TiledSegmenter, choose_view, fuse, scaled_size, window_grid
+from universeg_plus.evaluation.views import choose_view
+from universeg_plus.inferers import Resize, Tiles
+from universeg_plus.predictor import Predictor
+from universeg_plus.windows import fuse, scaled_size, window_grid
 
 log = logging.getLogger("bench_tiling")
 
@@ -170,16 +173,16 @@ def run_task(model: torch.nn.Module, task, root: Path, args: argparse.Namespace,
         "fg_fraction": args.fg_fraction,
         "normalize": args.normalize,
     }
+    binary = [(m != 0).astype(np.uint8) for m in masks]
     for i, scale in enumerate(scales):
-        tiler = TiledSegmenter(model, scale=scale, seed=args.seed, progress=True, **options)
         t0 = time.perf_counter()
-        tiler.set_support(images, masks)
+        tiler = Predictor(model, inferer=Tiles(scale=scale, seed=args.seed, **options)).set_support(images, binary)
         if i == 0:
             t1 = time.perf_counter()
-            maps = [tiler.predict_global(img) for img, _ in tgt_pairs]
+            maps = [tiler.predict(img, inferer=Resize()).probabilities for img, _ in tgt_pairs]
             add("global", maps, time.perf_counter() - t1)
             t0 += time.perf_counter() - t1
-        maps = [tiler.predict(img) for img, _ in tgt_pairs]
+        maps = [tiler.predict(img).probabilities for img, _ in tgt_pairs]
         add(f"tiled@{scale:g}", maps, time.perf_counter() - t0)
         for rule in args.fusion:
             fused = [fuse([g, t], rule) for g, t in zip(probs["global"], maps)]

@@ -67,6 +67,10 @@ TARGETS = [
     ("(4, 40, 48) tensor", lambda: torch.rand(4, 40, 48), ValueError, ["4 channels", "ambiguous"]),
     ("(8, 40, 40) in a list", lambda: [np.zeros((8, 40, 40))], ValueError,
      ["target #0", "3D volume or a stack", "must be 2D", "(8, 40, 40)", "predict_volume"]),
+    ("(8, 40, 40) array as one target", lambda: np.zeros((8, 40, 40)), ValueError,
+     ["ambiguous", "8 images, 8 slices of a volume, or one image with 8 channels", "(8, 40, 40)", "predict_volume",
+      "(N, 1, H, W)"]),
+    ("(8, 40, 40) tensor as one target", lambda: torch.rand(8, 40, 40), ValueError, ["ambiguous", "8 slices"]),
     ("4D not (N, 1, H, W)", lambda: np.zeros((2, 3, 4, 5)), ValueError, ["2D image", "(N, 1, H, W)", "(2, 3, 4, 5)"]),
     ("1D", lambda: np.zeros(10), ValueError, ["must be 2D", "(10,)"]),
     ("0-d", lambda: np.array(3.0), ValueError, ["must be 2D", "()"]),
@@ -142,8 +146,8 @@ OPTIONS = [
     ("ensemble='2'", {"ensemble": "2"}, TypeError, ["ensemble", "'2' (str)"]),
     ("ensemble=None", {"ensemble": None}, TypeError, ["ensemble", "None"]),
     ("ensemble too many", {"ensemble": 99}, ValueError, ["only 3 different subsets", "asked for 99"]),
-    ("support_size=True", {"support_size": True}, TypeError, ["support_size", "in 1..3", "bools are not counts"]),
-    ("support_size=0", {"support_size": 0}, ValueError, ["support_size must be an integer in 1..3", "got 0"]),
+    ("support_size=True", {"support_size": True}, TypeError, ["support_size", "bools are not counts"]),
+    ("support_size=0", {"support_size": 0}, ValueError, ["support_size must be a positive integer", "got 0"]),
     ("support_size=100", {"support_size": 100}, ValueError, ["in 1..3 (the support set size)", "got 100"]),
     ("support_size=2.0", {"support_size": 2.0}, TypeError, ["support_size", "2.0 (float)"]),
     ("threshold=True", {"threshold": True}, TypeError, ["threshold must be a number in (0, 1)", "True"]),
@@ -164,9 +168,15 @@ def test_bad_options(predictor, kwargs, exc, words):
     _check(err, words)
 
 
-def test_numpy_integers_are_counts(predictor):
-    pred = predictor.predict(IMG, ensemble=np.int64(2), support_size=np.int32(2), seed=np.int64(1))
-    assert pred.mask.shape == IMG.shape
+def test_numpy_integers_are_counts(tiny):
+    images = [IMG, IMG[::-1].copy(), np.roll(IMG, 9, axis=1), np.roll(IMG, 7, axis=0)]
+    masks = [MSK, MSK[::-1].copy(), np.roll(MSK, 9, axis=1), np.roll(MSK, 7, axis=0)]
+    predictor = Predictor(tiny).set_support(SupportSet.from_arrays(images, masks, size=SIZE))
+    pred = predictor.predict(IMG, ensemble=np.int64(3), support_size=np.int32(2), seed=np.int64(1))
+    same = predictor.predict(IMG, ensemble=3, support_size=2, seed=1)
+    single = predictor.predict(IMG, support_size=2, seed=1)
+    np.testing.assert_array_equal(pred.probabilities, same.probabilities)  # numpy counts = Python counts
+    assert np.abs(pred.probabilities - single.probabilities).max() > 1e-6  # ensemble=np.int64(2) was used
 
 
 # ---------------------------------------------------------------------- support sets

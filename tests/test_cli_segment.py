@@ -74,15 +74,30 @@ def test_segment_images_and_volume_end_to_end(tmp_path, support_dirs, capsys):
 
 
 def test_support_set_file_and_single_target(tmp_path, support_dirs):
+    import torch
+
+    from universeg_plus import create_model
+    from universeg_plus.predictor import Predictor
     from universeg_plus.support import SupportSet
 
     images, masks = support_dirs
     SupportSet.from_folder(images, masks, size=(32, 32)).save(tmp_path / "site.safetensors")
     target = tmp_path / "t.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 30), dtype=np.uint8)).save(target)
-    code = main(["segment", "--support-set", str(tmp_path / "site.safetensors"), "--target", str(target),
-                 "--out", str(tmp_path / "o"), "--model", "universeg-tiny", "--random-weights", "--flips"])
-    assert code == 0 and np.asarray(Image.open(tmp_path / "o" / "t.png")).shape == (40, 30)
+    common = ["segment", "--support-set", str(tmp_path / "site.safetensors"), "--target", str(target),
+              "--model", "universeg-tiny", "--random-weights", "--save-probabilities"]
+    for out, extra in (("o", ["--flips"]), ("plain", [])):
+        torch.manual_seed(0)  # the same random weights each time: only --flips differs
+        assert main([*common, "--out", str(tmp_path / out), *extra]) == 0
+    assert np.asarray(Image.open(tmp_path / "o" / "t.png")).shape == (40, 30)
+    flipped, plain = np.load(tmp_path / "o" / "t_prob.npy"), np.load(tmp_path / "plain" / "t_prob.npy")
+    assert np.abs(flipped - plain).max() > 1e-4  # --flips reached the prediction
+    # ... as the mean over the four flips of the same model and support set, in this process
+    torch.manual_seed(0)
+    model = create_model("universeg-tiny").eval()
+    support = SupportSet.load(tmp_path / "site.safetensors")
+    want = Predictor(model).set_support(support).predict(target, flips=True).probabilities
+    np.testing.assert_allclose(flipped, want, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +107,7 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
         (["--ensemble", "99", "--support-size", "3"], "different subsets"),
         (["--threshold", "2"], "--threshold"),
         (["--model", "no-such-model"], "unknown model"),
-        (["--tiled", "--adapt-steps", "2"], "cannot be combined"),
+        (["--tiled", "--tile-scale", "9"], "--tile-scale must be in"),
         (["--tiled", "--ensemble", "2"], "not to --tiled"),
         (["--tiled", "--tile-overlap", "1.5"], "overlap"),
         (["--adapt-steps", "2", "--adapt-lr", "-1"], "lr"),

@@ -92,12 +92,23 @@ def test_explicit_download_from_local_server(tmp_path, monkeypatch):
 
 
 def test_medmnist_targets_go_through_the_predictor(tmp_path):
+    import torch
+    import torch.nn.functional as F
+
     from universeg_plus import create_model
-    from universeg_plus.support import SupportSet
+    from universeg_plus.support import SupportSet, preprocess_image
 
     _write(tmp_path / "organamnist.npz", shape=(3, 28, 28))
     src = MedMNISTSource("organamnist", root=tmp_path)
     imgs = src.targets()
     support = SupportSet.from_arrays(imgs, [(i > 128).astype(np.uint8) for i in imgs], size=(32, 32))
-    pred = Predictor(create_model("universeg-tiny")).set_support(support).predict(imgs)
-    assert pred.mask.shape == (3, 28, 28)
+    model = create_model("universeg-tiny").eval()
+    pred = Predictor(model).set_support(support).predict(np.stack(imgs)[:, None])  # (N, 1, H, W): N targets
+    assert pred.mask.shape == pred.probabilities.shape == (3, 28, 28)
+    # the same numbers as the image rule + the network + sigmoid + bilinear back to 28x28, done by hand
+    x = torch.stack([preprocess_image(i, (32, 32)) for i in imgs])
+    with torch.no_grad():
+        logits = model(x, support.images[None].expand(3, -1, -1, -1, -1), support.masks[None].expand(3, -1, -1, -1, -1))
+    ref = F.interpolate(torch.sigmoid(logits), size=(28, 28), mode="bilinear", align_corners=False)[:, 0].numpy()
+    np.testing.assert_allclose(pred.probabilities, ref, atol=1e-5)
+    np.testing.assert_array_equal(pred.mask, (ref > 0.5).astype(np.uint8))

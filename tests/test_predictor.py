@@ -163,7 +163,7 @@ def test_256_example_support_set_runs_in_bounded_memory():
         torch.rand(256, 1, 128, 128, generator=g), (torch.rand(256, 1, 128, 128, generator=g) > 0.5).float()
     )
     p = Predictor(rec, support_chunk=32, max_pairs=64).set_support(support)
-    targets = np.random.default_rng(0).random((2, 100, 90))
+    targets = np.random.default_rng(0).random((2, 1, 100, 90))  # (N, 1, H, W): two targets
     base = peak = _rss()
     running = True
 

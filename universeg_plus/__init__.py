@@ -12,13 +12,17 @@ from typing import Any
 from ._version import __version__
 from .config import UniverSegConfig
 from .model import UniverSegPlus
-from .factory import create_model
+from .factory import create_model, load_model
 from .registry import default_model_name, get_config, list_models, list_pretrained
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
+    "PredictOptions": ".options",
     "Prediction": ".predictor",
     "Predictor": ".predictor",
+    "Resize": ".inferers",
+    "Slices": ".inferers",
+    "Tiles": ".inferers",
     "SupportSet": ".support",
     "segment": ".predictor",
     "compute_metrics": ".metrics",
@@ -56,6 +60,7 @@ __all__ = [
     "get_config",
     "list_models",
     "list_pretrained",
+    "load_model",
     *sorted(_LAZY),
 ]
 

@@ -1,18 +1,32 @@
-"""One batched model call: targets against one support set, in batches, to probabilities.
+"""The engine: targets against a support set, to probabilities, in bounded memory.
 
-Training validation, evaluation and the :class:`~universeg_plus.predictor.Predictor` all run
-"split the targets into batches, expand the support set to each batch, run the model, sigmoid";
-this is that loop, once.
+Two levels, each written once:
+
+* :func:`predict_probabilities`: "split the targets into batches, expand the support set to each
+  batch, run the model, sigmoid" (training validation, evaluation and the engine below call it);
+* :class:`Engine`: the ensemble / support-chunk / flip loop on top of it, for one model on one
+  device: every inferer (:mod:`universeg_plus.inferers`) and so the
+  :class:`~universeg_plus.predictor.Predictor` predict through :meth:`Engine.probabilities`.
+
+Memory is bounded by chunking: a support subset larger than ``support_chunk`` is split into
+near-equal disjoint chunks whose probability maps are averaged (weighted by chunk size), and
+targets are batched so that at most ``max_pairs`` (target, support) pairs go through the network
+at once. Chunked results equal support-set ensembling over a partition, not one pass over the
+whole set.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["predict_probabilities"]
+__all__ = ["Engine", "predict_probabilities"]
 
 
 def _check(name: str, x: torch.Tensor) -> None:
@@ -82,8 +96,22 @@ def predict_probabilities(
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValueError(f"batch_size / max_pairs must be a positive integer, got {limit!r}")
     b = batch_size if batch_size is not None else max(1, max_pairs // s)
-
     dev = torch.device(device) if device is not None else targets.device
+    return _batches(model, targets, support_images, support_labels, b, pad_batch, dev, autocast)
+
+
+def _batches(
+    model: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    support_images: torch.Tensor,
+    support_labels: torch.Tensor,
+    b: int,
+    pad_batch: bool,
+    dev: torch.device,
+    autocast: torch.dtype | None = None,
+) -> torch.Tensor:
+    """The batch loop of :func:`predict_probabilities`, on checked inputs: ``(N, C, H, W)`` on the CPU."""
+    n = targets.shape[0]
     sup_i = support_images.to(dev)[None]
     sup_l = support_labels.to(dev)[None]
     amp = torch.autocast(dev.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
@@ -98,3 +126,74 @@ def predict_probabilities(
             logits = model(x, sup_i.expand(m, *sup_i.shape[1:]), sup_l.expand(m, *sup_l.shape[1:]))
         out.append(torch.sigmoid(logits[:k].float()).cpu())
     return torch.cat(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """One model on one device, with the memory bounds and the shapes a compiled model fixes.
+
+    Attributes:
+        model: The network (or a compiled model) with the model contract.
+        device: Where it runs.
+        support_chunk: Largest support subset sent through the network at once.
+        max_pairs: Upper bound on ``batch * support`` per forward pass.
+        fixed_support: A compiled model's fixed support size (chunks are exactly that size), else ``None``.
+        fixed_batch: A compiled model's fixed batch size (the last batch is padded), else ``None``.
+    """
+
+    model: Any
+    device: torch.device
+    support_chunk: int = 64
+    max_pairs: int = 64
+    fixed_support: int | None = None
+    fixed_batch: int | None = None
+
+    def with_model(self, model: Any) -> Engine:
+        """The same engine around another model (e.g. a copy adapted to the support set)."""
+        return self if model is self.model else dataclasses.replace(self, model=model)
+
+    def chunks(self, idx: Sequence[int]) -> list[list[int]]:
+        """``idx`` split into the support chunks sent through the network together."""
+        if self.fixed_support:
+            step = self.fixed_support
+            return [list(idx[i : i + step]) for i in range(0, len(idx), step)]
+        parts = math.ceil(len(idx) / self.support_chunk)
+        return [c.tolist() for c in np.array_split(np.asarray(idx), parts)]
+
+    @torch.inference_mode()
+    def probabilities(
+        self,
+        targets: torch.Tensor,
+        support_images: torch.Tensor,
+        support_labels: torch.Tensor,
+        subsets: Sequence[Sequence[int]] | None = None,
+        flips: bool = False,
+    ) -> torch.Tensor:
+        """Mean foreground probability over support subsets, their chunks and (optionally) flips.
+
+        Args:
+            targets: ``(N, 1, h, w)`` float in [0, 1], ``(h, w)`` the model's input size.
+            support_images: ``(S, 1, h, w)`` float in [0, 1].
+            support_labels: ``(S, 1, h, w)`` float in {0, 1} (one class).
+            subsets: Lists of indices into the support set whose predictions are averaged (each
+                weighted by its size); ``None``: the whole set once.
+            flips: Also run the horizontally, vertically and doubly flipped inputs, flipped back.
+
+        Returns:
+            ``(N, h, w)`` float32 in [0, 1], on the CPU.
+        """
+        if subsets is None:
+            subsets = [list(range(support_images.shape[0]))]
+        views = [()] + ([(-1,), (-2,), (-2, -1)] if flips else [])
+        total = torch.zeros(targets.shape[0], *targets.shape[-2:])
+        weight = 0.0
+        for idx in subsets:
+            for chunk in self.chunks(idx):
+                si, sl = support_images[chunk], support_labels[chunk]
+                b = self.fixed_batch or max(1, self.max_pairs // len(chunk))
+                for dims in views:
+                    x, fi, fl = (targets.flip(dims), si.flip(dims), sl.flip(dims)) if dims else (targets, si, sl)
+                    p = _batches(self.model, x, fi, fl, b, bool(self.fixed_batch), self.device)[:, 0]
+                    total += (p.flip(dims) if dims else p) * len(chunk)
+                    weight += len(chunk)
+        return total / weight

@@ -134,7 +134,7 @@ class SupportSet:
         img_list, _ = as_batch(images, "support image", single=False)
         mask_list, _ = as_batch(masks, "support mask", single=False)
         if names is None:
-            names = [_example_name(x, k) for k, x in enumerate(img_list)]
+            names = [example_name(x, k) for k, x in enumerate(img_list)]
         prepared, mask_t, sizes = prepare_pairs(img_list, mask_list, size, mask_resize, max_labels=max_labels)
         return cls(prepared, mask_t, sizes, names)
 
@@ -463,7 +463,8 @@ class SupportSet:
         return cls(tensors["images"], tensors["masks"], tensors["original_sizes"].tolist(), names)
 
 
-def _example_name(x: Any, k: int) -> str:
+def example_name(x: Any, k: int) -> str:
+    """The name of example ``k``: a path's or :class:`Named`'s file stem, else its index."""
     if isinstance(x, Named):
         return file_stem(x.name)
     return file_stem(x) if isinstance(x, (str, os.PathLike)) else str(k)

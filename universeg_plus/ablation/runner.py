@@ -68,7 +68,7 @@ def grid(cfg: AblationConfig) -> list[tuple[str, int]]:
     return [(label, seed) for seed in cfg.seeds for label in cfg.labels]
 
 
-def trainfingerprint(cfg: AblationConfig, label: str, seed: int) -> str:
+def train_fingerprint(cfg: AblationConfig, label: str, seed: int) -> str:
     """Hash of everything that decides what a (variant, seed) run trains."""
     data = cfg.run_config(label, seed).model_dump(mode="json")
     for k in _RUNTIME_TRAIN_KEYS:
@@ -187,7 +187,7 @@ def train_stage(cfg: AblationConfig, progress: bool = True, command: str | None 
     for label, seed in bar:
         bar.set_postfix_str(run_label(label, seed))
         run = cfg.run_dir(label, seed)
-        fp = trainfingerprint(cfg, label, seed)
+        fp = train_fingerprint(cfg, label, seed)
         marker = read_marker(run)
         check_marker(run, marker, fp, "a training run")
         if is_trained(cfg, label, seed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 COMMAND = "compile"
 HELP = "compile a model with Apache TVM (levels O0..O3) into the local cache; --check compares with PyTorch"
@@ -42,20 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace):
-    """The model named by ``args.model`` (a registered name or a weights folder)."""
-    from pathlib import Path
+    """The model named by ``args.model`` (a registered name or a weights folder; :func:`universeg_plus.factory.load_model`)."""
+    from ..factory import load_model as build
 
-    from ..factory import create_model
-    from ..registry import list_models
-
-    if Path(args.model).is_dir():
-        from ..hub import load_folder
-        from ..model import UniverSegPlus
-
-        return load_folder(args.model, model_cls=UniverSegPlus)
-    if args.model not in list_models():
-        raise ValueError(f"unknown model {args.model!r}; expected a weights folder or one of {list_models()}")
-    return create_model(args.model, pretrained=args.pretrained)
+    return build(args.model, pretrained=True if args.pretrained else None if Path(args.model).is_dir() else False)
 
 
 def parse_support_size(text: str) -> int | None:

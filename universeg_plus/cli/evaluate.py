@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from ..evaluation.report import markdown_table, timing_table
-    from ..factory import create_model
+    from ..factory import load_model
     from ..registry import get_config
 
     log = logging.getLogger("universeg_plus.evaluate")
@@ -192,23 +192,19 @@ def run(args: argparse.Namespace) -> int:
     weights_dir = None
     registered = get_config(args.model)  # unknown name -> ValueError listing the valid ones
     if args.weights:
-        from ..hub import load_folder
-        from ..model import UniverSegPlus
-
         weights_dir = Path(args.weights)
-        model = load_folder(weights_dir, model_cls=UniverSegPlus)
+        model = load_model(weights_dir)
         if model.config != registered:
             log.warning("%s: config differs from the registered %s: %s", weights_dir, args.model, model.config)
     elif args.pretrained:
         from ..hub import resolve_pretrained_files
         from ..registry import PRETRAINED
 
-        model = create_model(args.model, pretrained=True)
-        # training.json ships there
-        weights_dir = resolve_pretrained_files(PRETRAINED[args.model], model_cls=type(model))[0].parent
+        model = load_model(args.model, pretrained=True)
+        weights_dir = resolve_pretrained_files(PRETRAINED[args.model], model_cls=type(model))[0].parent  # training.json ships there
     else:
         log.warning("no --weights or --pretrained: evaluating a randomly initialised %s", args.model)
-        model = create_model(args.model)
+        model = load_model(args.model, pretrained=False)
     info = read_training_info(weights_dir)
     if weights_dir is not None and info is None:
         log.warning("%s has no training.json: cannot verify that the tasks were held out", weights_dir)

@@ -100,8 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     more.add_argument("--adapt-lr", type=float, default=None, help="adaptation learning rate (default: 1e-3)")
     more.add_argument(
         "--tiled", action="store_true",
-        help="segment 2D images at native resolution in overlapping windows (thin/small structures); "
-        "support from --support-images/--support-masks, any non-zero label is foreground",
+        help="segment at native resolution in overlapping windows (thin/small structures); support from "
+        "--support-images/--support-masks (2D files), several labels one-vs-rest; combines with --adapt-steps "
+        "and --flips",
     )
     more.add_argument("--tile-scale", type=float, default=1.0, help="resize factor before tiling (default: 1.0 = native)")
     more.add_argument("--tile-overlap", type=float, default=0.5, help="overlap of neighbouring windows in [0, 1)")
@@ -151,69 +152,69 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --support-images DIR and --support-masks DIR (or --support-set FILE)")
     if args.support_set is not None and (args.support_images or args.support_masks):
         raise ValueError("give either --support-set or the --support-images/--support-masks folders, not both")
-    if not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
+    options = _options(args)  # every option checked once, before any model is loaded or output written
+    inferer = _inferer(args)
     targets = _targets(Path(args.target))
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out must be a folder, but {out_dir} is a file")
     outputs = _outputs(targets, out_dir, args.save_probabilities)
-    _check_mode(args)
-    predictor = Predictor(args.model, device=args.device, pretrained=False if args.random_weights else None)
-    if args.tiled:
-        return _run_tiled(args, predictor, targets, outputs)
+    predictor = Predictor(
+        args.model, device=args.device, pretrained=False if args.random_weights else None, inferer=inferer
+    )
     if args.support_set is not None:
-        support = SupportSet.load(args.support_set)
+        predictor.set_support(SupportSet.load(args.support_set))
+    elif args.tiled:  # the examples at their own sizes, for the support windows
+        from ..io.images import paired_files
+
+        pairs = paired_files(args.support_images, args.support_masks)
+        predictor.set_support([p[1] for p in pairs], [p[2] for p in pairs], max_labels=args.max_labels)
     else:
-        support = SupportSet.from_folder(
+        predictor.set_support(SupportSet.from_folder(
             args.support_images, args.support_masks, size=predictor.input_size, axis=args.axis,
             max_slices=args.support_slices, max_labels=args.max_labels,
-        )
-    predictor.set_support(support)
-    log.info("support set: %d examples, classes %s", len(support), support.classes)
-    options = dict(
-        threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size,
-        flips=args.flips, seed=args.seed,
-    )
-    predictor.check_options(**options)  # a bad option stops the run before any output
+        ))
+    log.info("support set: %d examples, classes %s", len(predictor.support), predictor.support.classes)
+    predictor.check_options(options=options)  # against the support set: a bad option stops the run first
     if args.adapt_steps:
         predictor.adapt(steps=args.adapt_steps, lr=args.adapt_lr, seed=args.seed)
 
     def segment_one(path: Path, dest: Path, prob: Path | None) -> Any:
-        return predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, **options).mask
+        return predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, options=options).mask
 
     return _batch(args, targets, outputs, segment_one)
 
 
-def _check_mode(args: argparse.Namespace) -> None:
-    """Options that do not go together, refused before any model is loaded."""
+def _options(args: argparse.Namespace) -> Any:
+    """The prediction options, checked once; a bad one is named by its flag."""
+    from ..options import PredictOptions
+
+    try:
+        return PredictOptions(
+            threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size,
+            flips=args.flips, seed=args.seed,
+        )
+    except (TypeError, ValueError) as exc:
+        name, _, rest = str(exc).partition(" ")
+        raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
+
+
+def _inferer(args: argparse.Namespace) -> Any:
+    """``None`` (the Predictor's default, whole images) or the Tiles inferer of the --tile-* flags."""
     if not args.tiled:
-        return
+        return None
+    from ..inferers import Tiles
+
     if args.support_set is not None:
         raise ValueError("--tiled needs the native-size examples: give --support-images and --support-masks")
-    if args.adapt_steps:
-        raise ValueError("--tiled and --adapt-steps cannot be combined; choose one")
-    if args.ensemble != 1 or args.support_size is not None or args.flips:
-        raise ValueError("--ensemble, --support-size and --flips apply to whole-image mode, not to --tiled")
-
-
-def _run_tiled(args: argparse.Namespace, predictor: Any, targets: list[Path], outputs: list) -> int:
-    from ..io.images import paired_files
-    from ..tiling import TiledSegmenter
-
-    tiler = TiledSegmenter(
-        predictor.model, scale=args.tile_scale, overlap=args.tile_overlap,
-        windows_per_support=args.windows_per_support, seed=args.seed, device=predictor.device,
-    )
-    pairs = paired_files(args.support_images, args.support_masks)
-    tiler.set_support([p[1] for p in pairs], [p[2] for p in pairs])
-    log.info("tiled support: %d windows from %d examples", tiler.support_windows[0].shape[0], len(pairs))
+    if args.ensemble != 1 or args.support_size is not None:
+        raise ValueError("--ensemble and --support-size apply to whole-image mode, not to --tiled")
     fusion = None if args.tile_fusion == "none" else args.tile_fusion
-
-    def segment_one(path: Path, dest: Path, prob: Path | None) -> Any:
-        return tiler.predict_file(path, dest, threshold=args.threshold, fusion=fusion, probabilities_path=prob)
-
-    return _batch(args, targets, outputs, segment_one)
+    try:
+        return Tiles(scale=args.tile_scale, overlap=args.tile_overlap,
+                     windows_per_support=args.windows_per_support, fusion=fusion, seed=args.seed)
+    except ValueError as exc:
+        raise ValueError(f"--tile-{exc}") from None
 
 
 def _batch(args: argparse.Namespace, targets: list[Path], outputs: list, segment_one: Any) -> int:

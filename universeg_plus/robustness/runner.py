@@ -78,7 +78,7 @@ def _seed(*parts: Any) -> int:
 
 # ---------------------------------------------------------------------- models and tasks
 def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
-    from ..factory import create_model
+    from ..factory import create_model, load_model
     from ..registry import PRETRAINED, get_config
 
     if spec.weights is not None:
@@ -88,7 +88,7 @@ def _build_model(spec: ModelSpec, device: str, seed: int) -> nn.Module:
         if model.config != get_config(spec.name, **spec.overrides):
             log.warning("weights %s do not have the config of %r; using the weights' config", spec.weights, spec.name)
     elif spec.name in PRETRAINED and not spec.overrides:
-        model = create_model(spec.name, pretrained=True)
+        model = load_model(spec.name, pretrained=True)
     else:
         log.warning("no weights for %r: the model is randomly initialised (Dice values are meaningless)", spec.name)
         with torch.random.fork_rng(devices=[]):
