@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 
 from universeg_plus import create_model
 from universeg_plus.annotate import (
@@ -32,14 +33,6 @@ from universeg_plus.annotate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +151,9 @@ def test_one_folder_one_session_and_bad_session_files_are_refused_untouched(tmp_
     s.close()
     AnnotationSession(images, folder, model).close()  # free again once closed
 
-    for bad in ["{ not json", json.dumps({"format": "something else"}), json.dumps({"format": "universeg-plus-annotation",
-                "version": 1, "source": {}, "model": {}, "items": [{"name": "case0", "state": "done"}]})]:
+    bad_state = {"format": "universeg-plus-annotation", "version": 1, "source": {}, "model": {},
+                 "items": [{"name": "case0", "state": "done"}]}
+    for bad in ["{ not json", json.dumps({"format": "something else"}), json.dumps(bad_state)]:
         (folder / "session.json").write_text(bad)
         with pytest.raises(ValueError, match=rf"session file {folder / 'session.json'} is corrupt.*left as it is"):
             AnnotationSession(images, folder, model)

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 import torch
 
+from browser_helpers import chromium_or_skip
+
 from universeg_plus import create_model
 from universeg_plus.annotate import AnnotationSession
 from universeg_plus.demo.annotate_state import AnnotateController
-from universeg_plus.demo.browser import find_chromium, launch_chromium
+from universeg_plus.demo.browser import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NUCLEI = ROOT / "examples" / "data" / "dsb2018_nuclei_crops"
@@ -57,18 +59,6 @@ def test_controller_clicks_accept_undo_and_shows_the_session(five, tmp_path):
 
 
 # ---------------------------------------------------------------------- the page, served by the CLI
-def _chromium_or_skip() -> Path:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip('playwright is not installed (pip install -e ".[dev]")')
-    path = find_chromium()
-    if path is None:
-        pytest.skip("no Chromium found: apt-get install chromium-headless-shell (or chromium), or set "
-                    "UNIVERSEG_PLUS_CHROMIUM")
-    return path
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +94,7 @@ def _server(images: Path, session: Path):
 
 
 def test_browser_accept_two_edit_one_restart_and_find_the_session_where_it_was(five, tmp_path):
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
     session = tmp_path / "session"

@@ -178,7 +178,9 @@ class Proposer:
             return _from_prediction(adapted.predict(image, **self.options), "adapted", len(support), t0)
         return _from_prediction(self.fast.predict(image, **self.options), "in-context", len(support), t0)
 
-    def uncertainty(self, images: list[np.ndarray], score: Callable[[np.ndarray], float] = entropy_score) -> list[float]:
+    def uncertainty(
+        self, images: list[np.ndarray], score: Callable[[np.ndarray], float] = entropy_score
+    ) -> list[float]:
         """``score`` of the in-context probability map of each image (higher: more uncertain)."""
         if self._support is None:
             return [0.0] * len(images)

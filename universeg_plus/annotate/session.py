@@ -312,7 +312,9 @@ class AnnotationSession:
         if m.dtype.kind == "b":
             m = m.astype(np.uint8)
         if m.shape != shape:
-            raise ValueError(f"mask for item {self.items[index].name!r} must be {shape} (the image's size), got {m.shape}")
+            raise ValueError(
+                f"mask for item {self.items[index].name!r} must be {shape} (the image's size), got {m.shape}"
+            )
         if m.dtype.kind not in "iuf" or (m.size and (m.min() < 0 or not np.array_equal(m, np.round(m)))):
             raise ValueError(f"mask for item {self.items[index].name!r} must be a non-negative integer label map")
         m = m.astype(np.int64)

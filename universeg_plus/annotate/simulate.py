@@ -105,7 +105,8 @@ def simulate(
             break
         t = _label_map(masks[item.name], item.name)
         if t.shape != session.source.shape(item.index):
-            raise ValueError(f"true mask of {item.name!r} is {t.shape} but the image is {session.source.shape(item.index)}")
+            shape = session.source.shape(item.index)
+            raise ValueError(f"true mask of {item.name!r} is {t.shape} but the image is {shape}")
         t0 = time.perf_counter()
         fast = session.propose(item, refined=False)
         seconds = time.perf_counter() - t0

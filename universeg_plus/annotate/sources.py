@@ -86,7 +86,8 @@ def _from_files(paths: Sequence[Path]) -> ItemSource:
     if dupes:
         raise ValueError(f"two images share the name {dupes[0]!r}: item names (file stems) must be unique")
     items = [Item(i, s) for i, s in enumerate(stems)]
-    return ItemSource(items, [str(p) for p in paths], {"kind": "images", "paths": [str(Path(p).resolve()) for p in paths]})
+    record = {"kind": "images", "paths": [str(Path(p).resolve()) for p in paths]}
+    return ItemSource(items, [str(p) for p in paths], record)
 
 
 def _from_volume(path: Path, axis: int) -> ItemSource:

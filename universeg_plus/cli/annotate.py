@@ -22,7 +22,9 @@ prints each proposal's Dice and edit cost (edited pixels over the true foregroun
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("source", metavar="IMAGES_OR_VOLUME", nargs="+", help="folder of images, image files or a volume")
+    parser.add_argument(
+        "source", metavar="IMAGES_OR_VOLUME", nargs="+", help="a folder of images, image files, or one volume"
+    )
     parser.add_argument("--session", required=True, metavar="DIR", help="session folder (created or resumed)")
     parser.add_argument("--model", default=None, metavar="NAME",
                         help="model name (default: the best model with pretrained weights)")
