@@ -135,3 +135,36 @@ def test_browser_accept_two_edit_one_restart_and_find_the_session_where_it_was(f
         finally:
             browser.close()
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
+
+
+def test_an_untouched_proposal_is_replaced_by_the_adapted_one_when_ready(five, tmp_path, monkeypatch):
+    import threading
+
+    from universeg_plus.annotate import proposals
+
+    go = threading.Event()
+    real_adapt = proposals.Predictor.adapt
+
+    def held_adapt(self, *args, **kwargs):  # adaptation waits for the test's go
+        go.wait(60)
+        return real_adapt(self, *args, **kwargs)
+
+    monkeypatch.setattr(proposals.Predictor, "adapt", held_adapt)
+    torch.manual_seed(0)
+    model = create_model("universeg-tiny").eval()
+    with AnnotationSession(five, tmp_path / "s", model, adapt_steps=1, background=True) as s:
+        ctl = AnnotateController(s)
+        ctl.click(x=50, y=40, positive=True)
+        ctl.accept()
+        assert ctl.proposal.source == "in-context" and ctl.refresh() is None  # not ready yet
+        go.set()
+        assert s.proposer.wait_refined(timeout=60)
+        _, status, _, _ = ctl.refresh()
+        assert ctl.proposal.source == "adapted" and "proposal: adapted" in status
+        ctl.click(x=10, y=10, positive=True)
+        ctl.accept()  # the next item: once edited, a refresh must not overwrite the edits
+        ctl.click(x=10, y=10, positive=True)
+        edited = ctl.working.copy()
+        assert s.proposer.wait_refined(timeout=60)
+        assert ctl.refresh() is None
+        np.testing.assert_array_equal(ctl.working, edited)
