@@ -278,9 +278,11 @@ def test_volume_label_slices_propagate_correct_and_propagate_again(tmp_path, mod
     nib.save(nib.Nifti1Image(vol, affine), str(path))
     with AnnotationSession(path, tmp_path / "s", model, volume_support=2) as s:
         assert len(s.items) == 9 and s.items[4].name == "ct_2_0004"
+        assert s.order == "spread" and s.next_item().slice == 4  # the middle slice first
         for z in (1, 7):
             s.propose(z)
             s.accept(lab[..., z], z)
+        assert s.next_item().slice == 4  # then the slice farthest from every labelled one
         assert s.slice_support(3) == [1, 7] and s.slice_support(8) == [7, 1]
         out = s.propagate()
         assert out == tmp_path / "s" / "ct_labels.nii.gz"

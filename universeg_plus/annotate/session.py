@@ -38,7 +38,7 @@ __all__ = ["AnnotationSession", "weights_sha256"]
 
 log = logging.getLogger(__name__)
 
-Order = Literal["in-order", "uncertain"]
+Order = Literal["in-order", "uncertain", "spread"]
 
 
 def weights_sha256(model: Any) -> str | None:
@@ -63,8 +63,10 @@ class AnnotationSession:
         model: A model name (default: the best with trained weights), an ``nn.Module``, or anything
             :class:`~universeg_plus.predictor.Predictor` takes.
         device: Torch device.
-        order: ``"in-order"`` (source order) or ``"uncertain"`` (the pending item whose in-context
-            probability map has the highest mean entropy first, among the next ``uncertain_pool``).
+        order: ``"in-order"`` (source order), ``"uncertain"`` (the pending item whose in-context
+            probability map has the highest mean entropy first, among the next ``uncertain_pool``) or
+            ``"spread"`` (the middle item first, then the one farthest from every answered item: a
+            volume's slices for propagation). Default: ``"spread"`` for a volume, else ``"in-order"``.
         adapt_steps: Steps of test-time adaptation refreshed after every accept (0: off). Proposals
             come at once from the in-context model; the adapted copy replaces it when ready.
         background: Adapt in a background thread (``False``: each accept waits for it).
@@ -86,7 +88,7 @@ class AnnotationSession:
         model: Any = None,
         *,
         device: str | torch.device | None = None,
-        order: Order = "in-order",
+        order: Order | None = None,
         adapt_steps: int = 0,
         background: bool = True,
         axis: int = 2,
@@ -97,14 +99,14 @@ class AnnotationSession:
         seed: int = 0,
         **predict_options: Any,
     ) -> None:
-        if order not in ("in-order", "uncertain"):
-            raise ValueError(f"order must be 'in-order' or 'uncertain', got {order!r}")
+        if order not in (None, "in-order", "uncertain", "spread"):
+            raise ValueError(f"order must be 'in-order', 'uncertain' or 'spread', got {order!r}")
         self.adapt_steps = as_count(adapt_steps, "adapt_steps", 0)
         self.volume_support = as_count(volume_support, "volume_support")
         self.uncertain_pool = as_count(uncertain_pool, "uncertain_pool")
-        self.order = order
         self.uncertainty = uncertainty
         self.source: ItemSource = open_source(source, axis)
+        self.order: str = order or ("spread" if self.source.is_volume else "in-order")
         if model is None or isinstance(model, str):
             from ..registry import default_model_name
 
@@ -116,7 +118,7 @@ class AnnotationSession:
         self.model_record = {"name": model_name, "weights_sha256": weights_sha256(model)}
         self.store = SessionStore(session)
         try:
-            self.state = self._open_state(order)
+            self.state = self._open_state(self.order)
             self.proposer = Proposer(
                 model, device=device, adapt_steps=self.adapt_steps, background=background, seed=seed,
                 **predict_options,
@@ -258,6 +260,11 @@ class AnnotationSession:
         pending = [i for i, it in enumerate(self.state.items) if it.state == "pending"]
         if not pending:
             return None
+        if self.order == "spread":
+            answered = [i for i, it in enumerate(self.state.items) if it.state != "pending"]
+            if not answered:
+                return self.items[pending[len(pending) // 2]]
+            return self.items[max(pending, key=lambda i: (min(abs(i - j) for j in answered), -i))]
         if self.order == "in-order" or not self._accepted():
             return self.items[pending[0]]
         if self._next is not None and self._next[0] == self.proposer.version and self._next[1] in pending:

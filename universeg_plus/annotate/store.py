@@ -78,7 +78,7 @@ class SessionFile(BaseModel):
         source: Where the items come from: ``{"kind": "images", "paths": [...]}``, ``{"kind": "volume",
             "path": ..., "axis": 2}`` or ``{"kind": "arrays"}`` (the caller passes the same arrays again).
         model: ``{"name": ..., "weights_sha256": ...}`` of the network that made the proposals.
-        order: ``in-order`` or ``uncertain``.
+        order: ``in-order``, ``uncertain`` or ``spread``.
         items: One record per item, in the source's order.
         created, updated: Unix times.
     """

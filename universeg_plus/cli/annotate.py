@@ -31,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-weights", action="store_true",
                         help="allow a model without pretrained weights (seeded random weights: tests only)")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
-    parser.add_argument("--order", choices=("in-order", "uncertain"), default="in-order",
-                        help="next item: source order, or the most uncertain proposal first")
+    parser.add_argument("--order", choices=("in-order", "uncertain", "spread"), default=None,
+                        help="next item: source order, the most uncertain proposal first, or spread (the middle "
+                        "first, then the farthest from every answered item); default: spread for a volume, "
+                        "else in-order")
     parser.add_argument("--adapt-steps", type=int, default=0, metavar="N",
                         help="refresh an adapted model with N steps after each accept (background; default 0: off)")
     parser.add_argument("--axis", type=int, default=2, help="slicing axis of a volume (default 2)")
