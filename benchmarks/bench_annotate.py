@@ -21,6 +21,8 @@ to the proposal. Methods, side by side on the same items:
 
 Pairs come from ``universeg_plus.data.tasks.load_task_folder`` at 128x128 (the model's input size).
 Writes ``<out>.json`` (every item), ``<out>.md`` (summary) and the plot ``--plot``.
+``--replot A.json B.json`` draws the methods of earlier runs in one plot (the first run's rows win
+for a method both hold) without running anything.
 """
 
 from __future__ import annotations
@@ -144,7 +146,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/bench_annotate")
     ap.add_argument("--plot", default="docs/images/annotate_edit_cost.png")
+    ap.add_argument("--replot", nargs="+", metavar="JSON", help="plot the results of earlier runs together")
     args = ap.parse_args()
+    if args.replot:
+        merged: dict[str, dict[str, list[dict]]] = {}
+        for path in args.replot:
+            for method, per_task in json.loads(Path(path).read_text())["items"].items():
+                merged.setdefault(method, per_task)
+        order = [m for m in METHODS if m in merged]
+        _plot({m: merged[m] for m in order}, args.items, Path(args.plot))
+        print(f"wrote {args.plot} ({', '.join(order)})")
+        return 0
     torch.set_num_threads(args.threads)
     command = "python " + " ".join(sys.argv)
     model = create_model(args.model, pretrained=True).eval()
