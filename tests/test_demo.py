@@ -16,9 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
+from browser_helpers import chromium_or_skip
+
 from universeg_plus import registry
 from universeg_plus.demo import logic, models
-from universeg_plus.demo.browser import find_chromium, launch_chromium
+from universeg_plus.demo.browser import launch_chromium
 from universeg_plus.demo.logic import (
     ModelCache,
     SegmentSettings,
@@ -463,24 +465,11 @@ def test_served_page_starts_with_the_first_example_loaded(app_url, empty_app_url
 
 
 # ---------------------------------------------------------------------- the page in a browser
-def _chromium_or_skip() -> Path:
-    """The Chromium to drive, or a skip that says what is missing."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip('playwright is not installed (pip install -e ".[dev]")')
-    path = find_chromium()
-    if path is None:
-        pytest.skip("no Chromium found: apt-get install chromium-headless-shell (or chromium; .ci/run does when "
-                    "it may), or set UNIVERSEG_PLUS_CHROMIUM")
-    return path
-
-
 @contextlib.contextmanager
 def _browser_page(url: str, width: int, height: int = 1000):
     """A headless Chromium page opened on ``url``; yields ``(page, outside)``, ``outside`` collecting
     every request the page makes to an address other than 127.0.0.1."""
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []

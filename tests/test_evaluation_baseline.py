@@ -57,3 +57,18 @@ def test_learns_a_simple_task() -> None:
     assert probs.shape == (6, 1, 32, 32) and 0 <= float(probs.min()) and float(probs.max()) <= 1
     d = dice(probs[:, 0] > 0.5, test_masks[:, 0] > 0.5)
     assert float(d.mean()) > 0.8, d
+
+
+def test_warm_start_continues_the_given_network() -> None:
+    """``init=`` trains the given network further, in place; a fresh one from the same seed differs."""
+    images, masks = _squares(3, 0)
+    cfg = BaselineConfig(steps=2, batch_size=4, width=4, depth=3)
+    first = train_baseline(images, masks, cfg, seed=1)
+    before = {k: v.clone() for k, v in first.state_dict().items()}
+    again = train_baseline(images, masks, cfg, seed=2, init=first)
+    assert again is first
+    assert any(not torch.equal(before[k], v) for k, v in again.state_dict().items())
+    fresh = train_baseline(images, masks, cfg, seed=2)
+    assert any(not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(TypeError, match="init must be a UNet taking the same input channels"):
+        train_baseline(images, masks, cfg, init=UNet(4, 3, in_channels=2))

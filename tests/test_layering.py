@@ -207,6 +207,7 @@ def test_no_import_cycle_lazy_imports_included():
         ("predictor.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.compile"]),
         ("adapt.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
         ("tiling.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
+        ("annotate", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
     ],
 )
 def test_capabilities_do_not_reach_up_or_through_the_package_face(path, forbidden):

@@ -86,8 +86,9 @@ def train_baseline(
     device: torch.device | str = "cpu",
     progress: bool = False,
     priors: torch.Tensor | None = None,
+    init: UNet | None = None,
 ) -> UNet:
-    """Train a fresh U-Net on one support set.
+    """Train a fresh U-Net on one support set (or continue training ``init``).
 
     Args:
         images: ``(S, 1, H, W)`` float in [0, 1].
@@ -111,9 +112,14 @@ def train_baseline(
         raise ValueError(f"priors must be a tensor shaped like images {tuple(images.shape)}")
     cfg = config or BaselineConfig()
     dev = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = UNet(cfg.width, cfg.depth, in_channels=1 if priors is None else 2).to(dev)
+    if init is not None:
+        if not isinstance(init, UNet) or init.in_channels != (1 if priors is None else 2):
+            raise TypeError("init must be a UNet taking the same input channels (1, or 2 with priors)")
+        net = init.to(dev)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = UNet(cfg.width, cfg.depth, in_channels=1 if priors is None else 2).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed)
     images, masks = images.to(dev).float(), masks.to(dev).float()
     priors = priors.to(dev).float() if priors is not None else None
