@@ -541,3 +541,32 @@ def test_browser_page_opens_with_the_example_loaded_and_segment_in_view(app_url)
         expect(page.locator("#summary")).to_contain_text("Dice")
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not _OUTBOUND
+
+
+def test_demo_command_says_where_it_listens_and_names_the_share_flag(tmp_path):
+    """``universeg-plus demo`` in a fresh process: its own start-up lines, none of gradio's "share=True"."""
+    import os
+    import queue
+    import threading
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "universeg_plus", "demo", "--port", str(port), "--examples", str(DATA)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not any("pass --share" in ln for ln in seen):
+            seen.append(lines.get(timeout=240))
+    except queue.Empty:
+        pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = "".join(seen)
+    assert f"demo running on http://127.0.0.1:{port}/" in text, text
+    assert "local only; pass --share for a public gradio.live link" in text
+    assert "share=True" not in text and "httpx" not in text, text
