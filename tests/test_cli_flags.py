@@ -53,7 +53,7 @@ def test_every_segment_message_names_flags_in_a_real_process(tmp_path):
     base = f"segment|--support|{tmp_path}|--target|{target}|--out|{tmp_path / 'o'}"
     runs = [f"{base}|--model|universeg-tiny|--random-weights",  # image as mask
             f"{base}|--model|universeg-tiny|--random-weights|--max-labels|255|--support-size|5",  # too many
-            f"{base}|--model|universeg-v1"]  # no weights
+            f"{base}|--model|universeg-v1-gelu"]  # no weights
     proc = subprocess.run([sys.executable, "-c", code, *runs], capture_output=True, text=True, timeout=300)
     err = proc.stderr
     assert err.count("exit 2") == 3, err[-3000:]

@@ -3,8 +3,8 @@ process, with trained weights by default.
 
 Each page's ```python blocks run in README order as one script (later blocks use the names earlier ones
 define), in a process of its own. Pages whose blocks need the network (a Hugging Face repo:
-docs/weights.md) or a TVM build of minutes (docs/tvm.md) are left to their own tests (tests/test_hub.py,
-tests/test_backends.py).
+docs/weights.md), a TVM build of minutes (docs/tvm.md) or a Ray cluster over a dataset (docs/cluster.md) are
+left to their own tests (tests/test_hub.py, tests/test_backends.py, tests/test_cluster.py).
 
 Budgets are capped for the test only: a prelude the test puts before the snippets makes
 ``Predictor.adapt`` run a few steps instead of the hundreds a user's copy asks for, and the process runs
@@ -24,8 +24,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "docs/segmenting.md", "docs/adaptation.md", "docs/network.md", "docs/robustness.md"]
-UNTESTED = {"docs/weights.md": 'from_pretrained("org/repo"', "docs/tvm.md": "up.compile("}
+PAGES = [
+    "README.md", "docs/segmenting.md", "docs/adaptation.md", "docs/tiling.md", "docs/network.md", "docs/robustness.md",
+]
+UNTESTED = {  # page: a marker of the snippet that keeps it out (and the test that covers it)
+    "docs/weights.md": 'from_pretrained("org/repo"',  # a hub repo: tests/test_hub.py
+    "docs/tvm.md": "up.compile(",  # a TVM build of minutes: tests/test_backends.py
+    "docs/cluster.md": 'segment_dataset("scans/"',  # a Ray cluster over a dataset: tests/test_cluster.py
+}
 ADAPT_STEPS = 3
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as tests/conftest.py sets by default, but always
 SUBPROCESS_TIMEOUT = 360  # below the test's own pytest-timeout, so a slow run fails with the snippet's output
