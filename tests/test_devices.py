@@ -27,7 +27,7 @@ def test_missing_or_bad_devices_are_refused():
 
 def test_every_command_defaults_to_auto():
     commands = build_parser()._subparsers._group_actions[0].choices
-    for name in ("example", "segment", "demo", "evaluate"):
+    for name in ("example", "segment", "demo", "evaluate", "annotate"):
         device = next(a for a in commands[name]._actions if a.dest == "device")
         assert device.default == "auto" and "CUDA when available" in device.help, name
 

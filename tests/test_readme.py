@@ -3,8 +3,9 @@ process, with trained weights by default.
 
 Each page's ```python blocks run in README order as one script (later blocks use the names earlier ones
 define), in a process of its own. Pages whose blocks need the network (a Hugging Face repo:
-docs/weights.md), a TVM build of minutes (docs/tvm.md) or a Ray cluster over a dataset (docs/cluster.md) are
-left to their own tests (tests/test_hub.py, tests/test_backends.py, tests/test_cluster.py).
+docs/weights.md), a TVM build of minutes (docs/tvm.md), a Ray cluster over a dataset (docs/cluster.md) or
+a person editing masks (docs/annotate.md) are left to their own tests (tests/test_hub.py,
+tests/test_backends.py, tests/test_cluster.py, tests/test_annotate.py).
 
 Budgets are capped for the test only: a prelude the test puts before the snippets makes
 ``Predictor.adapt`` run a few steps instead of the hundreds a user's copy asks for, and the process runs
@@ -31,6 +32,7 @@ UNTESTED = {  # page: a marker of the snippet that keeps it out (and the test th
     "docs/weights.md": 'from_pretrained("org/repo"',  # a hub repo: tests/test_hub.py
     "docs/tvm.md": "up.compile(",  # a TVM build of minutes: tests/test_backends.py
     "docs/cluster.md": 'segment_dataset("scans/"',  # a Ray cluster over a dataset: tests/test_cluster.py
+    "docs/annotate.md": "my_editor(",  # a person's mask editor in the loop: tests/test_annotate.py
 }
 ADAPT_STEPS = 3
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as tests/conftest.py sets by default, but always
