@@ -1,8 +1,8 @@
 """Retake the README's screenshot of the demo: ``python demo/screenshot.py [--out docs/images/demo.png]``.
 
 Serves the demo on 127.0.0.1, opens it in Debian's headless Chromium (Playwright) at 1400x1000, where
-the first bundled example task is already loaded (``--task`` picks another), presses Segment and saves
-the page. Retake it whenever the page or the default model changes. Needs the [demo] extra, playwright
+the first bundled example task is already loaded (``--task`` picks another), presses Segment, unfolds
+the settings (model, support size, adaptation) and saves the page. Retake it whenever the page or the default model changes. Needs the [demo] extra, playwright
 and Debian's chromium or chromium-headless-shell (:mod:`universeg_plus.demo.browser`); no request
 leaves the machine.
 """
@@ -56,6 +56,8 @@ def take_screenshot(
                 page.locator("#segment").click()
                 expect(page.locator("#overlay img")).to_be_visible(timeout=300_000)
                 expect(page.locator("#summary")).to_contain_text("Predicted pixels")
+                page.locator("#settings").get_by_text("Settings").first.click()  # show the folded controls (Adapt)
+                expect(page.locator("#adapt")).to_be_visible(timeout=10_000)
                 page.mouse.move(0, 0)
                 page.wait_for_timeout(500)
                 tmp = out.with_suffix(".tmp.png")

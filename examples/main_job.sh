@@ -16,3 +16,7 @@ python -m pip install -q --upgrade pip
 bash .ci/install_torch.sh
 python -m pip install -q -c .ci/constraints.txt -e .
 universeg-plus example "$@"
+# the commands above ran inside .venv; the user's shell is not in it yet
+echo
+echo "universeg-plus is installed in $VENV. In a new shell, activate it first:"
+echo "  source $VENV/bin/activate"

@@ -12,11 +12,17 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # which another test module may do before the cluster tests start one).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# One OpenMP thread, here and in every subprocess a test starts (they inherit the environment): the
+# tests' networks are tiny, and two threads beside another CPU-bound process on two cores stall in
+# OpenMP's barriers (tests/test_readme.py, measured on a loaded 2-core machine with a busy loop beside
+# it: 588 s with two threads, 146 s with one). Set OMP_NUM_THREADS yourself to choose another count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
 
 
 @pytest.fixture(autouse=True)

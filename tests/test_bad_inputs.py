@@ -465,7 +465,7 @@ def test_cli_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path):
         (["--out", str(tmp_path / "o2"), "--device", "xyz"], ["torch device such as 'cpu'"]),
         (["--out", str(tmp_path / "file.txt")], ["--out must be a folder", "file.txt is a file"]),
         (["--out", str(tmp_path / "o3"), "--model", "universeg-tiny", "--random-weights", "--support-size", "9"],
-         ["support_size must be an integer in 1..3"]),
+         ["--support-size must be an integer in 1..3"]),  # the flag, not the API argument
     ]
     if not torch.cuda.is_available():
         cases.append((["--out", str(tmp_path / "o4"), "--device", "cuda"], ["CUDA is not available here"]))

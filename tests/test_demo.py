@@ -541,3 +541,44 @@ def test_browser_page_opens_with_the_example_loaded_and_segment_in_view(app_url)
         expect(page.locator("#summary")).to_contain_text("Dice")
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not _OUTBOUND
+
+
+def _startup_text(argv: list[str], cwd: Path, until: str) -> str:
+    """What a served command prints (stdout and stderr) until a line holds ``until``; then it is stopped."""
+    import os
+    import queue
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "universeg_plus", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not any(until in ln for ln in seen):
+            seen.append(lines.get(timeout=240))
+    except queue.Empty:
+        pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return "".join(seen)
+
+
+def test_demo_command_says_where_it_listens_and_names_the_share_flag(tmp_path):
+    """``universeg-plus demo`` in a fresh process: its own start-up lines, none of gradio's "share=True"."""
+    port = _free_port()
+    text = _startup_text(["demo", "--port", str(port), "--examples", str(DATA)], tmp_path, "pass --share")
+    assert f"demo running on http://127.0.0.1:{port}/" in text, text
+    assert "local only; pass --share for a public gradio.live link" in text
+    assert "share=True" not in text and "httpx" not in text, text
+
+
+def test_annotate_command_says_where_it_listens(tmp_path):
+    """``universeg-plus annotate`` serves its page the same way: its address, no "set share=True" line."""
+    port = _free_port()
+    images = DATA / "dsb2018_nuclei_crops" / "images"
+    text = _startup_text(["annotate", str(images), "--session", str(tmp_path / "s"), "--port", str(port)],
+                         tmp_path, "annotation page on")
+    assert f"annotation page on http://127.0.0.1:{port}/" in text, text
+    assert "share=True" not in text and "httpx" not in text, text

@@ -58,7 +58,11 @@ def test_example_command_scores_and_overlays(tmp_path, capsys):
         labels = json.loads((DATA / task / "meta.json").read_text())["labels"]
         for c in map(int, labels):  # the legend shows every label's colour
             assert np.all(first == np.asarray(label_colour(c), np.uint8), axis=-1).sum() >= 100
-    assert lines[-1].startswith("mean dice over 2 tasks")
+    assert lines[-2].startswith("mean dice over 2 tasks")
+    # the console names the labels from each task's meta.json, and says what to run next
+    assert any(re.match(r"mni152_coronal_tissue/\S+: dice=[0-9.]+ \(grey matter [0-9.]+, white matter [0-9.]+\)", ln)
+               for ln in lines), lines
+    assert lines[-1].startswith("next, your own images: universeg-plus segment --support ")
 
 
 def test_shipped_weights_segment_the_bundled_examples(tmp_path, capsys):
@@ -81,7 +85,7 @@ def test_shipped_weights_segment_the_bundled_examples(tmp_path, capsys):
     assert set(means) == set(TASKS)
     assert means["dsb2018_nuclei_crops"] >= 0.40
     assert means["mni152_coronal_tissue"] >= 0.72
-    overall = float(re.match(r"mean dice over 2 tasks: ([0-9.]+)", lines[-1]).group(1))
+    overall = float(re.match(r"mean dice over 2 tasks: ([0-9.]+)", lines[-2]).group(1))
     assert overall == pytest.approx(0.678, abs=0.06)
 
 
@@ -102,3 +106,15 @@ def test_quickstart_runs_and_writes_only_into_out(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "segment(): (" in proc.stdout and (out / "mni152_support.safetensors").is_file()
     assert list(cwd.iterdir()) == [], "quickstart must not write into the working directory"
+
+
+def test_main_job_ends_by_saying_how_to_activate_the_venv():
+    """After the main job, `universeg-plus` lives in .venv, which the user's shell has not activated."""
+    script = (DATA.parents[1] / "examples" / "main_job.sh").read_text()
+    run_example = 'universeg-plus example "$@"\n'
+    assert script.count(run_example) == 1
+    tail = script[script.index(run_example) + len(run_example):]  # what runs after the example's Dice
+    proc = subprocess.run(["bash", "-c", "set -euo pipefail\nVENV=.venv\n" + tail],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "  source .venv/bin/activate" in proc.stdout.splitlines()

@@ -224,3 +224,29 @@ def test_write_labels_picks_the_format_from_the_suffix(tmp_path):
     np.testing.assert_array_equal(np.asarray(out.dataobj)[..., 0], labels)
     with pytest.raises(ValueError, match="unsupported suffix"):
         write_labels(tmp_path / "a.jpg", labels)
+
+
+def test_paired_files_recognise_common_mask_suffixes_and_say_how_to_pair(tmp_path):
+    from universeg_plus.io.images import paired_files
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for stem, mask_name in (("a", "a.png"), ("b", "b_mask.png"), ("c", "c_SEG.png"), ("d", "d_label.png"),
+                            ("e", "e_gt.png")):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(images / f"{stem}.png")
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(masks / mask_name)
+    pairs = paired_files(images, masks)
+    assert [(s, i.name, m.name) for s, i, m in pairs] == [
+        ("a", "a.png", "a.png"), ("b", "b.png", "b_mask.png"), ("c", "c.png", "c_SEG.png"),
+        ("d", "d.png", "d_label.png"), ("e", "e.png", "e_gt.png"),
+    ]
+    # two masks for one image: ambiguous, both named
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(masks / "a_mask.png")
+    with pytest.raises(ValueError, match=r"a\.png .*two masks.*a(_mask)?\.png and a(_mask)?\.png"):
+        paired_files(images, masks)
+    (masks / "a_mask.png").unlink()
+    # a mask named some other way: listed, with how to name it
+    (masks / "e_gt.png").rename(masks / "e_annotation.png")
+    with pytest.raises(ValueError, match=r"2 file\(s\).*no partner: e, e_annotation\. .*scan1_mask\.png"):
+        paired_files(images, masks)

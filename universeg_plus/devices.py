@@ -1,34 +1,53 @@
-"""Parsing a user's device and checking that it exists here."""
+"""The one device rule of every entry point, and checking that a user's device exists here.
+
+``"auto"`` is CUDA when available, else the CPU: the default of ``example``, ``segment``, ``evaluate``,
+``ablate``, ``robustness``, the demo and a :class:`~universeg_plus.predictor.Predictor` built from a
+model name. A device that does not exist here is refused in one wording.
+"""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["AUTO", "resolve_device"]
+
+AUTO = "auto"
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device | None:
-    """``device`` parsed and checked to exist here; ``None`` stays ``None`` (the caller's default).
+def resolve_device(device: str | torch.device | None = AUTO) -> torch.device | None:
+    """``device`` parsed and checked to exist here.
+
+    Args:
+        device: ``"auto"`` (CUDA when available, else CPU), any torch device string or object
+            (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), or ``None``, which stays ``None`` (the
+            caller's default, e.g. the device a model object is already on).
 
     Raises:
-        ValueError: not a torch device string. RuntimeError: a device that does not exist here
-            (CUDA or MPS unavailable, a CUDA index beyond the devices present).
+        ValueError: not a device name.
+        RuntimeError: a device that does not exist here (CUDA or MPS unavailable, a CUDA index beyond
+            the devices present); the message says what to use instead.
     """
     if device is None:
         return None
+    if isinstance(device, str) and device.strip().lower() == AUTO:
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from None
+        raise ValueError(
+            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise RuntimeError(f"device {str(device)!r} was asked for, but CUDA is not available here ({why}); use 'cpu'")
+            raise RuntimeError(
+                f"device {str(device)!r} was asked for, but CUDA is not available here ({why}); use 'cpu' or 'auto'"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RuntimeError(
                 f"device {str(device)!r} was asked for, but only {torch.cuda.device_count()} CUDA device(s) exist "
                 f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
             )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device {str(device)!r} was asked for, but MPS is not available here; use 'cpu'")
+        raise RuntimeError(f"device {str(device)!r} was asked for, but MPS is not available here; use 'cpu' or 'auto'")
     return dev

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .devices import resolve_device
+from .devices import AUTO, resolve_device
 from .inference import Engine
 from .inferers import Inferer, Resize, Slices, SupportData, Tiles
 from .io.images import file_stem, write_labels, write_npy
@@ -83,8 +83,10 @@ class Predictor:
             weights folder, or ``None`` for :func:`universeg_plus.registry.default_model_name` (the
             best model with trained weights); names and folders go through
             :func:`universeg_plus.factory.load_model`.
-        device: Torch device (default: the model's, else CPU); one that does not exist here is a
-            ``RuntimeError``.
+        device: ``"auto"`` (CUDA when available, else CPU) or a torch device; default: ``"auto"`` for a
+            model name or folder (the CPU for ``backend="tvm"``, whose default target is the host CPU),
+            the model's own device for a model object. One that does not exist here is a
+            ``RuntimeError`` (:func:`universeg_plus.devices.resolve_device`).
         backend: ``"eager"`` or ``"tvm"`` (compiles through :func:`universeg_plus.backends.compile`).
         support_chunk: Largest support subset sent through the network at once.
         max_pairs: Upper bound on ``batch * support`` per forward pass.
@@ -121,8 +123,10 @@ class Predictor:
         self.inferer = _check_inferer(Resize() if inferer is None else inferer)
         support_chunk = as_count(support_chunk, "support_chunk")
         max_pairs = as_count(max_pairs, "max_pairs")
-        dev = resolve_device(device)
-        if model is None or isinstance(model, (str, os.PathLike)):
+        by_name = model is None or isinstance(model, (str, os.PathLike))
+        # a name on the eager backend: "auto"; TVM compiles for the host CPU unless a device is named
+        dev = resolve_device(AUTO if device is None and by_name and backend == "eager" else device)
+        if by_name:
             from .factory import load_model
 
             model = load_model(model, pretrained=pretrained)

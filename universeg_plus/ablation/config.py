@@ -102,7 +102,7 @@ class EvaluateSection(_Section):
     enabled: bool = True
     tasks: list[str] | None = None
     weights: Literal["model", "best"] = "model"
-    device: str = "cpu"
+    device: str = "auto"
     settings: EvalSettings = Field(default_factory=EvalSettings)
 
 

@@ -294,13 +294,9 @@ def _set_threads(cfg: AblationConfig) -> None:
 
 
 def _device(name: str) -> str:
-    import torch
+    from ..devices import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name}: CUDA is not available on this machine")
-    return name
+    return str(resolve_device(name))
 
 
 def evaluate_stage(cfg: AblationConfig, progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from ._flags import FlagNamesFilter, cli_message, flag_names
+
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("universeg_plus")
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _commands():
         p = sub.add_parser(mod.COMMAND, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _flags=flag_names(p))
     return parser
 
 
@@ -55,13 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # library warnings in the command's terms, too
+        handler.addFilter(FlagNamesFilter(args._flags))
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("universeg-plus: interrupted", file=sys.stderr)
         return 130
     except _USER_ERRORS as exc:
-        print(f"universeg-plus {args.command}: error: {exc}", file=sys.stderr)
+        print(f"universeg-plus {args.command}: error: {cli_message(str(exc), args._flags)}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from ._device import add_device_argument
+
 COMMAND = "annotate"
 HELP = "label a folder of images or a volume, proposal by proposal (browser), or replay it with --simulate"
 DESCRIPTION = """\
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model name (default: the best model with pretrained weights)")
     parser.add_argument("--random-weights", action="store_true",
                         help="allow a model without pretrained weights (seeded random weights: tests only)")
-    parser.add_argument("--device", default=None, help="torch device (default: cpu)")
+    add_device_argument(parser)
     parser.add_argument("--order", choices=("in-order", "uncertain", "spread"), default=None,
                         help="next item: source order, the most uncertain proposal first, or spread (the middle "
                         "first, then the farthest from every answered item); default: spread for a volume, "
@@ -98,6 +100,12 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         from ..demo.annotate_tab import launch_annotate
 
+        import logging
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself, one line each
         print(f"annotating {len(session.items)} item(s); session {session.folder}", file=sys.stderr, flush=True)
-        launch_annotate(session, host=args.host, port=args.port, with_segment_tab=args.segment_tab)
+        launch_annotate(
+            session, host=args.host, port=args.port, with_segment_tab=args.segment_tab,
+            on_start=lambda app: print(f"annotation page on {app.local_url} (Ctrl+C to stop)", flush=True),
+        )
     return 0

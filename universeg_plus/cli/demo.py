@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
+
+from ._device import add_device_argument
 
 COMMAND = "demo"
 HELP = "serve the few-shot segmentation demo in the browser (needs the [demo] extra)"
@@ -35,18 +38,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--examples", default=None, metavar="DIR",
         help="folder of example tasks <task>/{images,masks} to prefill from (default: the repository's examples/data)",
     )
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    from ..demo import launch
+    import logging
 
-    kwargs = {"default_model": args.model, "device": args.device}
+    from ..demo import launch
+    from ..devices import resolve_device
+
+    kwargs = {"default_model": args.model, "device": resolve_device(args.device)}
     if args.examples is not None:
         if not os.path.isdir(args.examples):
             raise FileNotFoundError(f"--examples folder not found: {args.examples}")
         kwargs["examples_dir"] = args.examples
-    launch(host=args.host, port=args.port, share=args.share, **kwargs)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own requests to itself, one line each
+    launch(host=args.host, port=args.port, share=args.share, on_start=_announce, **kwargs)
     return 0
+
+
+def _announce(demo: Any) -> None:
+    """Where the page is, in the command's own terms (gradio's start-up text is silenced)."""
+    print(f"demo running on {demo.local_url} (Ctrl+C to stop)", flush=True)
+    if getattr(demo, "share_url", None):
+        print(f"public link: {demo.share_url} (traffic goes through gradio.live while it runs)", flush=True)
+    else:
+        print("local only; pass --share for a public gradio.live link", flush=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ._device import add_device_argument
+
 COMMAND = "evaluate"
 HELP = "evaluate on held-out tasks at S in {1, 4, 16, 64} (CSV + markdown), optionally vs a per-task U-Net"
 DESCRIPTION = (
@@ -82,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="protocol seed (targets, supports, baseline)")
     parser.add_argument("--batch-size", type=int, default=8, help="targets per forward pass")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    add_device_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: eval/<model>)")
     parser.add_argument(
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..adapt import AdaptConfig
+    from ..devices import resolve_device
     from ..data.tasks import DEFAULT_VAL_TASKS, TaskCollection, load_task_root
     from ..evaluation import (
         BaselineConfig,
@@ -158,11 +161,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.model_card and not args.weights:
         raise ValueError("--model-card needs --weights DIR (the card describes the files in that folder)")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
+    device = str(resolve_device(args.device))
     adapting = args.adapt or args.adapt_steps is not None
     if args.adapt_steps is not None and args.adapt_steps < 1:
         raise ValueError(f"--adapt-steps must be >= 1, got {args.adapt_steps}")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._device import add_device_argument
+
 COMMAND = "example"
 HELP = "segment the bundled example tasks from a few of their slices and report Dice"
 DESCRIPTION = """\
@@ -38,17 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", default=None, metavar="DIR",
         help="folder of tasks, each with images/ and masks/ (default: the repository's examples/data)",
     )
-    parser.add_argument("--device", default=None, help="torch device (default: cpu)")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
 
     from ..data.examples import default_examples_dir
+    from ..devices import resolve_device
     from ..io.overlays import overlay_figure
     from ..io.images import file_stem, list_image_files, read_image, write_png
+    from ..io.json_files import read_label_names
     from ..metrics import dice
     from ..predictor import Predictor
     from ..factory import create_model
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"model: {name} ({'pretrained weights' if name in PRETRAINED else 'random weights'})")
-    predictor = Predictor(model, device=args.device)
+    predictor = Predictor(model, device=resolve_device(args.device))
     out = Path(args.out)
     task_means = []
     for task in tasks:
@@ -89,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
             support_files, [masks[file_stem(f)] for f in support_files], size=predictor.input_size
         )
         predictor.set_support(support)
-        meta = task / "meta.json"
-        names = json.loads(meta.read_text()).get("labels", {}) if meta.is_file() else {}
+        names = read_label_names(task)
         scores = []
         for target in targets:
             image = read_image(target)
@@ -98,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
             pred = predictor.predict(image)
             per_class = [float(dice(pred.mask == c, ref == c)) for c in pred.classes]
             scores.append(float(np.mean(per_class)))
-            detail = " ".join(f"label{c}={d:.3f}" for c, d in zip(pred.classes, per_class))
+            detail = ", ".join(f"{names.get(c, f'label {c}')} {d:.3f}" for c, d in zip(pred.classes, per_class))
             print(f"{task.name}/{target.name}: dice={scores[-1]:.3f} ({detail})")
             legend = {
-                c: f"{names.get(str(c), f'label {c}')} (Dice {d:.2f})" for c, d in zip(pred.classes, per_class)
+                c: f"{names.get(c, f'label {c}')} (Dice {d:.2f})" for c, d in zip(pred.classes, per_class)
             }
             figure = overlay_figure(
                 image, [(f"prediction, Dice {scores[-1]:.3f}", pred.mask), ("reference", ref)], legend
@@ -110,4 +111,12 @@ def run(args: argparse.Namespace) -> int:
         task_means.append(float(np.mean(scores)))
         print(f"{task.name}: mean dice {task_means[-1]:.3f} over {len(targets)} targets (support {len(support)})")
     print(f"mean dice over {len(tasks)} tasks: {float(np.mean(task_means)):.3f}; overlays in {out}")
+    try:  # a path the user can type from here
+        shown = tasks[0].resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = tasks[0]
+    print(
+        f"next, your own images: universeg-plus segment --support {shown} --target IMAGE_OR_FOLDER "
+        "--out predictions --overlay  (--support: a folder with images/ and masks/)"
+    )
     return 0

@@ -5,27 +5,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..io.inputs import MAX_LABELS
+from ._device import add_device_argument
+from ._flags import cli_message
 from ._types import positive_int as _positive
 
 COMMAND = "segment"
 HELP = "segment 2D images or NIfTI volumes from a few labelled examples"
 DESCRIPTION = """\
 Segment every target image (PNG/JPEG/TIFF/BMP/NPY) or volume (NIfTI, 3D NPY) from a support set of
-labelled examples. Support images and masks are matched by file stem; masks are binary or integer
-label maps (0 = background), and several labels are segmented one-vs-rest. Outputs go to --out with
-the target's stem: <stem>.png for 2D images (label values as stored, e.g. 0/1), <stem>.nii.gz for
-NIfTI files (affine and header of the input, integer dtype), <stem>.npy for NPY volumes.
-The model defaults to the best one with trained weights; a model without weights needs
---random-weights. A target that cannot be segmented does not stop the others: failures are listed
-at the end and the exit code is 1 (2 for errors that stop the whole run, such as a bad support set).
-Outputs are written atomically, so --skip-existing resumes a batch that was killed half-way.
+labelled examples: --support DIR (a folder holding images/ and masks/, and optionally meta.json with
+label names), or --support-images and --support-masks. A mask pairs with the image of the same file
+stem, or of its stem without _mask, _seg, _label or _gt (scan1.png -> scan1_mask.png); masks are
+binary or integer label maps (0 = background), and several labels are segmented one-vs-rest.
+Outputs go to --out with the target's stem: <stem>.png for 2D images (label values as stored, e.g.
+0/1, which look black in an image viewer), <stem>.nii.gz for NIfTI files (affine and header of the
+input, integer dtype), <stem>.npy for NPY volumes; --overlay adds <stem>_overlay.png, the labels
+coloured over the image with a legend. The model defaults to the best one with trained weights; a
+model without weights needs --random-weights. --device auto (the default) uses CUDA when available.
+A target that cannot be segmented does not stop the others: failures are listed at the end and the
+exit code is 1 (2 for errors that stop the whole run, such as a bad support set). Outputs are
+written atomically, so --skip-existing resumes a batch that was killed half-way.
 Example:
-  universeg-plus segment --support-images sup/images --support-masks sup/masks \\
-      --target scans/ --out predictions/ --ensemble 4 --support-size 8
+  universeg-plus segment --support task/ --target scans/ --out predictions/ --overlay
 """
 
 log = logging.getLogger(__name__)
@@ -34,8 +42,16 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sup = parser.add_argument_group("support set (labelled examples)")
+    sup.add_argument(
+        "--support", metavar="DIR",
+        help="a folder holding images/ and masks/ (and optionally meta.json with label names), "
+        "as SupportSet.from_folder reads it",
+    )
     sup.add_argument("--support-images", metavar="DIR", help="folder of example images (2D files or NIfTI volumes)")
-    sup.add_argument("--support-masks", metavar="DIR", help="folder of their masks, same file stems as the images")
+    sup.add_argument(
+        "--support-masks", metavar="DIR",
+        help="folder of their masks: same file stems as the images, or with _mask, _seg, _label or _gt added",
+    )
     sup.add_argument(
         "--support-set", metavar="FILE",
         help="a prepared support set (.safetensors from SupportSet.save) instead of the two folders",
@@ -86,10 +102,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--flips", action="store_true", help="test-time flips: also predict on flipped inputs and average"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the support-subset draw (default: 0)")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    add_device_argument(parser)
     parser.add_argument(
         "--save-probabilities", action="store_true",
         help="also write the probability maps as <stem>_prob.npy (float32; a class axis first for several labels)",
+    )
+    parser.add_argument(
+        "--overlay", action="store_true",
+        help="also write <stem>_overlay.png beside each mask: the labels coloured over the image, enlarged, "
+        "with a legend of the label names (volumes: the slice with the most foreground)",
     )
     more = parser.add_argument_group("adaptation and native resolution")
     more.add_argument(
@@ -148,10 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from ..predictor import Predictor
     from ..support import SupportSet
 
-    if args.support_set is None and not (args.support_images and args.support_masks):
-        raise ValueError("give --support-images DIR and --support-masks DIR (or --support-set FILE)")
-    if args.support_set is not None and (args.support_images or args.support_masks):
-        raise ValueError("give either --support-set or the --support-images/--support-masks folders, not both")
+    _support_folders(args)
     options = _options(args)  # every option checked once, before any model is loaded or output written
     inferer = _inferer(args)
     targets = _targets(Path(args.target))
@@ -174,8 +192,12 @@ def run(args: argparse.Namespace) -> int:
             args.support_images, args.support_masks, size=predictor.input_size, axis=args.axis,
             max_slices=args.support_slices, max_labels=args.max_labels,
         ))
-    log.info("support set: %d examples, classes %s", len(predictor.support), predictor.support.classes)
+    support = predictor.support
+    args.label_names = _label_names(args)
+    labels = ", ".join(_label_name(c, args.label_names) for c in support.classes) or "none (no foreground)"
+    print(f"support set: {len(support)} examples; labels: {labels}; device: {predictor.device}")
     predictor.check_options(options=options)  # against the support set: a bad option stops the run first
+    _print_plan(args, len(targets), len(support), max(1, len(support.classes)), predictor.support_chunk)
     if args.adapt_steps:
         predictor.adapt(steps=args.adapt_steps, lr=args.adapt_lr, seed=args.seed)
 
@@ -199,6 +221,71 @@ def _options(args: argparse.Namespace) -> Any:
         raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
 
 
+def _support_folders(args: argparse.Namespace) -> None:
+    """Exactly one way to give the support set; ``--support DIR`` becomes ``DIR/images`` and ``DIR/masks``."""
+    given = [flag for flag, value in (("--support", args.support), ("--support-set", args.support_set),
+                                      ("--support-images", args.support_images)) if value]
+    if args.support_masks and not args.support_images:
+        given.append("--support-masks")
+    if len(given) != 1 or (args.support_images is not None) != (args.support_masks is not None):
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise ValueError(
+            "give the labelled examples one way: --support DIR (a folder with images/ and masks/), "
+            f"--support-images DIR with --support-masks DIR, or --support-set FILE{got}"
+        )
+    if args.support:
+        root = Path(args.support)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--support folder not found: {root}")
+        missing = [sub for sub in ("images", "masks") if not (root / sub).is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"--support {root} must hold images/ and masks/ folders; missing: {', '.join(missing)} "
+                "(or give --support-images DIR and --support-masks DIR)"
+            )
+        args.support_images, args.support_masks = str(root / "images"), str(root / "masks")
+
+
+def _label_names(args: argparse.Namespace) -> dict[int, str]:
+    """Label names from the support folder's meta.json (``{"labels": {"1": "nucleus"}}``), if it has one."""
+    from ..io.json_files import read_label_names
+
+    if args.support_images is None:
+        return {}
+    folder = Path(args.support) if args.support else Path(args.support_images).parent
+    try:
+        return read_label_names(folder)
+    except ValueError as exc:
+        log.warning("label names not used: %s", exc)
+        return {}
+
+
+def _label_name(label: int, names: dict[int, str]) -> str:
+    return f"{label} {names[label]}" if label in names else f"label {label}"
+
+
+def _print_plan(args: argparse.Namespace, n_targets: int, n_support: int, n_labels: int, chunk: int) -> None:
+    """What the run will cost, before it starts: network passes per image (and adaptation steps)."""
+    import math
+
+    if args.tiled:
+        print(f"{n_targets} target(s), tiled at native resolution: one network pass per window"
+              f"{' x 4 flips' if args.flips else ''} x {n_labels} label(s)")
+    else:
+        k = args.support_size or (n_support if args.ensemble == 1 else max(1, math.ceil(n_support / 2)))
+        chunks = math.ceil(k / chunk)
+        passes = args.ensemble * (4 if args.flips else 1) * n_labels * chunks
+        parts = [f"{args.ensemble} support subset(s) of {k}"] + (["4 flips"] if args.flips else [])
+        parts += [f"{n_labels} label(s)"] + ([f"{chunks} chunks of at most {chunk} examples"] if chunks > 1 else [])
+        plain = n_labels * chunks
+        print(f"{n_targets} target(s), {passes} network pass(es) per image (per slice of a volume): "
+              f"{' x '.join(parts)}"
+              + (f"; {passes // plain}x the passes of a plain run (--ensemble 1, no --flips)" if passes > plain else ""))
+    if args.adapt_steps:
+        print(f"first adapting a copy of the model to the support set: {args.adapt_steps} steps x {n_labels} "
+              "label(s) (--adapt-steps)")
+
+
 def _inferer(args: argparse.Namespace) -> Any:
     """``None`` (the Predictor's default, whole images) or the Tiles inferer of the --tile-* flags."""
     if not args.tiled:
@@ -206,7 +293,9 @@ def _inferer(args: argparse.Namespace) -> Any:
     from ..inferers import Tiles
 
     if args.support_set is not None:
-        raise ValueError("--tiled needs the native-size examples: give --support-images and --support-masks")
+        raise ValueError(
+            "--tiled needs the native-size examples: give --support DIR (or --support-images and --support-masks)"
+        )
     if args.ensemble != 1 or args.support_size is not None:
         raise ValueError("--ensemble and --support-size apply to whole-image mode, not to --tiled")
     fusion = None if args.tile_fusion == "none" else args.tile_fusion
@@ -227,25 +316,58 @@ def _batch(args: argparse.Namespace, targets: list[Path], outputs: list, segment
         log.info("removed a stale temporary: %s", stale)
     failures: list[tuple[Path, str]] = []
     skipped = 0
+    names = getattr(args, "label_names", {})
     for path, (dest, prob) in tqdm(list(zip(targets, outputs)), desc="segment", unit="target",
                                    disable=len(targets) < 2):
-        if args.skip_existing and dest.is_file() and (prob is None or prob.is_file()):
+        overlay = _overlay_path(dest) if args.overlay else None
+        if args.skip_existing and all(p is None or p.is_file() for p in (dest, prob, overlay)):
             skipped += 1
             log.info("%s: %s exists, skipped", path.name, dest)
             continue
+        start = time.perf_counter()
         try:
             mask = segment_one(path, dest, prob)
+            if overlay is not None:
+                _write_overlay(path, mask, overlay, names, args.axis)
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
             failures.append((path, str(exc)))
             log.warning("%s failed: %s", path.name, exc)
             continue
-        fg = float((mask != 0).mean())
-        print(f"{path.name} -> {dest} (foreground {100 * fg:.1f}%)")
+        shares = ", ".join(
+            f"{_label_name(int(c), names)} {100 * float((mask == c).mean()):.1f}%" for c in np.unique(mask) if c
+        )
+        print(f"{path.name} -> {dest}{' + ' + overlay.name if overlay else ''} ({shares or 'no foreground'}; "
+              f"{time.perf_counter() - start:.1f} s)")
     if skipped:
         print(f"skipped {skipped} target(s) whose outputs exist (--skip-existing)")
     if failures:
+        flags = getattr(args, "_flags", {})
         print(f"universeg-plus segment: {len(failures)} of {len(targets)} target(s) failed:", file=sys.stderr)
         for path, reason in failures:
-            print(f"  {path.name}: {reason}", file=sys.stderr)
+            print(f"  {path.name}: {cli_message(reason, flags)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _overlay_path(dest: Path) -> Path:
+    from ..io.images import file_stem
+
+    return dest.with_name(f"{file_stem(dest)}_overlay.png")
+
+
+def _write_overlay(target: Path, mask: Any, dest: Path, names: dict[int, str], axis: int) -> None:
+    """The mask coloured over the target (a volume: its slice with the most foreground), as the example draws it."""
+    from ..io.images import write_png
+    from ..io.inputs import read_input
+    from ..io.overlays import overlay_figure
+
+    image = np.asarray(read_input(target, "target").data)
+    mask = np.asarray(mask)
+    title = target.name
+    if mask.ndim == 3:  # a volume: one slice along the slicing axis
+        area = (np.moveaxis(mask, axis, 0) != 0).reshape(mask.shape[axis], -1).sum(axis=1)
+        k = int(area.argmax())
+        image, mask = np.take(image, k, axis=axis), np.take(mask, k, axis=axis)
+        title = f"{target.name}, slice {k} of axis {axis}"
+    legend = {int(c): _label_name(int(c), names) for c in np.unique(mask) if c}
+    write_png(dest, overlay_figure(image, [(title, mask)], legend))

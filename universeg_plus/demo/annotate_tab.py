@@ -138,9 +138,22 @@ def build_annotate_app(session: AnnotationSession, with_segment_tab: bool = Fals
 
 
 def launch_annotate(
-    session: AnnotationSession, host: str = "127.0.0.1", port: int | None = None, block: bool = True, **kwargs: Any
+    session: AnnotationSession,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    block: bool = True,
+    on_start: Callable[[Any], None] | None = None,
+    **kwargs: Any,
 ) -> Any:
-    """Serve :func:`build_annotate_app` (``kwargs`` go to it); ``block=False`` returns once it listens."""
+    """Serve :func:`build_annotate_app` (``kwargs`` go to it); ``block=False`` returns once it listens.
+
+    ``on_start`` is called with the started app before serving (the CLI prints where it listens);
+    gradio's own start-up text is silenced, as in :func:`universeg_plus.demo.ui.launch`.
+    """
     app = build_annotate_app(session, **kwargs)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block, css=CSS)
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    if on_start is not None:
+        on_start(app)
+    if block:
+        app.block_thread()
     return app

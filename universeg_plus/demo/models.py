@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..devices import AUTO, resolve_device
 from ..predictor import Predictor
 from ..factory import create_model
 from ..registry import PRETRAINED, list_models
@@ -76,7 +77,7 @@ def weights_warning(name: str) -> str | None:
     )
 
 
-def _load_network(name: str, backend: str, seed: int, device: str | torch.device | None) -> Any:
+def _load_network(name: str, backend: str, seed: int) -> Any:
     if has_pretrained(name):
         model = create_model(name, pretrained=True)
     else:
@@ -84,8 +85,8 @@ def _load_network(name: str, backend: str, seed: int, device: str | torch.device
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = create_model(name)
-    if backend == "tvm":
-        return Predictor(model, device=device, backend="tvm").model
+    if backend == "tvm":  # compiled for the host CPU (the TVM default target), whatever the eager device
+        return Predictor(model, backend="tvm").model
     return model.eval()
 
 
@@ -99,7 +100,7 @@ class ModelCache:
         models: The names that may be loaded (default: :func:`offered_models`, the models with
             pretrained weights; naming a model without weights here is the explicit ask for one).
         seed: Seed of random initialisation.
-        device: Torch device of eager networks (default CPU).
+        device: Torch device of eager networks (default ``"auto"``: CUDA when available, else CPU).
         loader: ``loader(name, backend) -> network`` replacing the default (pretrained or seeded
             random weights, compiled for ``"tvm"``).
     """
@@ -116,8 +117,8 @@ class ModelCache:
         if unknown:
             raise ValueError(f"unknown model(s) {unknown}; valid names: {', '.join(list_models())}")
         self.seed = int(seed)
-        self.device = device
-        self._loader = loader or (lambda name, backend: _load_network(name, backend, self.seed, device))
+        self.device = resolve_device(AUTO if device is None else device)
+        self._loader = loader or (lambda name, backend: _load_network(name, backend, self.seed))
         self._networks: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self.loads = 0

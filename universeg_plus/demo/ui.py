@@ -11,7 +11,7 @@ import html
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def build_demo(
         cache: Where networks are kept between clicks (default: a new :class:`ModelCache`).
         out_dir: Folder for the downloadable masks (default: a new temporary folder). Gradio serves
             files only from the temp dir, the working directory and ``allowed_paths``.
-        device: Torch device of the networks (default CPU).
+        device: Torch device of the networks (default ``"auto"``: CUDA when available, else CPU).
 
     Returns:
         A ``gr.Blocks``; the Segment event is exposed to ``gradio_client`` as ``api_name="segment"``.
@@ -265,6 +265,7 @@ def launch(
     port: int | None = None,
     share: bool = False,
     block: bool = True,
+    on_start: Callable[[Any], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Build the demo (``kwargs`` go to :func:`build_demo`) and serve it.
@@ -274,6 +275,9 @@ def launch(
         port: Port (default: gradio's, 7860 or the next free one).
         share: Open a public gradio.live tunnel (sends traffic through gradio's servers; off by default).
         block: Serve until interrupted; ``False`` returns right after start (tests).
+        on_start: Called with the started ``gr.Blocks`` before serving (the CLI prints where it
+            listens). Gradio's own start-up text is silenced: it tells to "set share=True in launch()",
+            which a command-line user does with ``--share``.
 
     Returns:
         The launched ``gr.Blocks`` (its ``local_url`` says where it listens).
@@ -281,7 +285,9 @@ def launch(
     demo = build_demo(**kwargs)
     if share:
         log.warning("--share: the demo is reachable through a public gradio.live link while it runs")
-    demo.launch(
-        server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=not block, css=CSS
-    )
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, css=CSS)
+    if on_start is not None:
+        on_start(demo)
+    if block:
+        demo.block_thread()
     return demo

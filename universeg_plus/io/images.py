@@ -18,6 +18,7 @@ from .errors import UnreadableFile
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MASK_NAME_SUFFIXES",
     "NIFTI_SUFFIXES",
     "UnreadableFile",
     "atomic_path",
@@ -78,22 +79,56 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
     )
 
 
+MASK_NAME_SUFFIXES = ("_mask", "_seg", "_label", "_gt")
+
+
+def _image_stem_of(mask_stem: str, image_stems: set[str]) -> str | None:
+    """The image stem a mask stem belongs to: the same, or it plus a mask suffix (``scan1_mask``)."""
+    if mask_stem in image_stems:
+        return mask_stem
+    low = mask_stem.lower()
+    for suffix in MASK_NAME_SUFFIXES:
+        if low.endswith(suffix) and mask_stem[: -len(suffix)] in image_stems:
+            return mask_stem[: -len(suffix)]
+    return None
+
+
 def paired_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
-    """``(stem, image, mask)`` for every image of ``images_dir`` and its mask of the same stem, by stem.
+    """``(stem, image, mask)`` for every image of ``images_dir`` and its mask, paired by file stem.
+
+    A mask pairs with the image of the same stem (``scan1.png`` / ``scan1.png``) or of its stem
+    without one of :data:`MASK_NAME_SUFFIXES` (``scan1_mask.png``, ``scan1_seg.png``,
+    ``scan1_label.png``, ``scan1_gt.png``; any case).
 
     Raises:
         FileNotFoundError: a folder is missing.
-        ValueError: no image files, or stems without a partner (listed).
+        ValueError: no image files, two masks for one image, or files without a partner (listed,
+            with how to name them).
     """
     imgs = {file_stem(p): p for p in list_image_files(images_dir)}
-    msks = {file_stem(p): p for p in list_image_files(masks_dir)}
     if not imgs:
         raise ValueError(f"no image files in {images_dir}")
-    lonely = sorted(set(imgs) ^ set(msks))
+    stems = set(imgs)
+    msks: dict[str, Path] = {}
+    lonely_masks = []
+    for path in list_image_files(masks_dir):
+        stem = _image_stem_of(file_stem(path), stems)
+        if stem is None:
+            lonely_masks.append(file_stem(path))
+        elif stem in msks:
+            raise ValueError(
+                f"image {imgs[stem].name} in {images_dir} has two masks in {masks_dir}: "
+                f"{msks[stem].name} and {path.name}; keep one"
+            )
+        else:
+            msks[stem] = path
+    lonely = sorted(stems - set(msks)) + sorted(lonely_masks)
     if lonely:
         shown = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
         raise ValueError(
-            f"{len(lonely)} file(s) in {images_dir} / {masks_dir} have no partner with the same stem: {shown}"
+            f"{len(lonely)} file(s) in {images_dir} / {masks_dir} have no partner: {shown}. Name each mask "
+            f"like its image (scan1.png -> scan1.png) or add {', '.join(MASK_NAME_SUFFIXES)} "
+            "(scan1.png -> scan1_mask.png)"
         )
     return [(stem, imgs[stem], msks[stem]) for stem in sorted(imgs)]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .atomic import atomic_write_text
 
-__all__ = ["read_json_object", "write_json"]
+__all__ = ["read_json_object", "read_label_names", "write_json"]
 
 
 def read_json_object(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -28,6 +28,23 @@ def read_json_object(path: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise ValueError(f"{p} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def read_label_names(folder: str | os.PathLike) -> dict[int, str]:
+    """``{label: name}`` from ``<folder>/meta.json``'s ``"labels"`` object (``{"1": "nucleus"}``); ``{}`` without one.
+
+    Raises:
+        ValueError: ``meta.json`` is not a JSON object, or its labels are not ``{integer: name}``.
+    """
+    meta = read_json_object(Path(folder) / "meta.json") or {}
+    labels = meta.get("labels", {})
+    try:
+        return {int(k): str(v) for k, v in dict(labels).items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{Path(folder) / 'meta.json'}: \"labels\" must map label ids to names, e.g. {{\"1\": \"nucleus\"}}, "
+            f"got {labels!r}"
+        ) from exc
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

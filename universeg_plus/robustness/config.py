@@ -152,7 +152,7 @@ class GridSettings(_Section):
         threshold: Foreground probability cut-off.
         seed: Base seed for the split and every perturbation draw.
         saliency: Add the saliency RMSE column (eager only; one backward pass per row) and plot one example.
-        device: Torch device for eager models.
+        device: Torch device for eager models: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
     """
 
     perturbations: PerturbationNames = Field(default_factory=lambda: list(PERTURBATIONS), min_length=1)
@@ -163,7 +163,7 @@ class GridSettings(_Section):
     threshold: float = Field(0.5, gt=0, lt=1)
     seed: int = 0
     saliency: bool = True
-    device: str = "cpu"
+    device: str = "auto"
 
 
 class StudyConfig(GridSettings):

@@ -161,16 +161,19 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
     """
     from tqdm.auto import tqdm
 
+    from ..devices import resolve_device
+
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = StudyResult(out_dir / "results.csv")
     done = read_done(result.csv_path)
     cases = study_cases(config)
     thr = config.threshold
+    device = str(resolve_device(config.device))
     bar = tqdm(total=len(config.models) * len(config.tasks) * len(cases), disable=not progress, desc="robustness")
     backend_ok: dict[str, bool] = {}
     for mspec in config.models:
-        model = _build_model(mspec, config.device, config.seed)
+        model = _build_model(mspec, device, config.seed)
         size = tuple(model.config.input_size)
         runners: dict[str, Any] = {}
         for b in config.backends:
@@ -188,7 +191,7 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
         for tspec in config.tasks:
             task = _load_task(tspec, size, config)
             for r in runners.values():  # warm-up, so the first timed row is not an outlier
-                _forward(r, task.targets[:1], task.support_images, task.support_masks, config.device)
+                _forward(r, task.targets[:1], task.support_images, task.support_masks, device)
             sal_clean: dict[int, tuple[torch.Tensor, Saliency]] = {}
             bar.set_postfix_str(f"{mspec.display_name} on {task.name}")
             for pert, sev, where in cases:
@@ -212,19 +215,19 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
                     )
                     eager_prob = None
                     if need_eager:
-                        eager_prob, ms = _forward(model, t, si, sm, config.device)
+                        eager_prob, ms = _forward(model, t, si, sm, device)
                     for b in todo:
                         if b == "eager":
                             prob = eager_prob
                         else:
-                            prob, ms = _forward(runners[b], t, si, sm, config.device)
+                            prob, ms = _forward(runners[b], t, si, sm, device)
                         row = {**base, "backend": b, **_scores(prob, ref, thr), "inference_ms": ms}
                         if b != "eager" and eager_prob is not None:
                             row["agreement_dice"] = float(metrics.dice(prob > thr, eager_prob > thr))
                             row["max_abs_dprob"] = float((prob - eager_prob).abs().max())
                         if b == "eager" and config.saliency:
                             row["saliency_rmse"] = _saliency_rmse(
-                                model, sal_clean, j, task, None if pert == "none" else (t, si, sm), config.device, thr
+                                model, sal_clean, j, task, None if pert == "none" else (t, si, sm), device, thr
                             )
                         rows.append(row)
                 if rows:
@@ -232,7 +235,7 @@ def run_study(config: StudyConfig, progress: bool = True, write_report: bool = T
                     done.update(tuple(str(r[k]) for k in KEY_COLUMNS) for r in rows)
                     result.rows_written += len(rows)
             if config.saliency and "eager" in runners and result.saliency_plot is None:
-                result.saliency_plot = _plot_example(model, task, out_dir, mspec.display_name, config.device)
+                result.saliency_plot = _plot_example(model, task, out_dir, mspec.display_name, device)
     bar.close()
     result.backends = [b for b in config.backends if backend_ok.get(b)]
     if write_report:
