@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from .._version import __version__
 from ..config import ForwardMode, UniverSegConfig
 from ..io.atomic import atomic_write_bytes
+from ..uncertainty.calibration import ModelCalibration
 from .files import (
     load_state_dict_strict,
     read_config,
@@ -214,4 +215,14 @@ def build_from_files(
     verify_weights_file(weights_path, sha256, source)
     model = model_cls(config, mode=mode)
     load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
+    return attach_calibration(model, config_path.parent)
+
+
+def attach_calibration(model: Any, folder: Path) -> Any:
+    """Set ``model.calibration`` from ``folder/calibration.json`` (``None`` when there is none).
+
+    The calibration belongs to these weights (fitted on validation tasks, see
+    :mod:`universeg_plus.uncertainty.calibration`); the Predictor applies it by default.
+    """
+    model.calibration = ModelCalibration.load(folder)
     return model
