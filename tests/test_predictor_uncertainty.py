@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from universeg_plus import create_model
-from universeg_plus.hub import load_folder, save_pretrained
+from universeg_plus.factory import load_model
+from universeg_plus.hub import save_pretrained
 from universeg_plus.predictor import Predictor
 from universeg_plus.support import SupportSet
-from universeg_plus.uncertainty import Calibration, ModelCalibration
+from universeg_plus.uncertainty import Calibration, ModelCalibration, model_calibration
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +101,11 @@ def test_calibration_changes_probabilities_not_masks(model):
 
 def test_calibration_stored_with_the_weights_is_applied_by_default(model, tmp_path):
     save_pretrained(model, tmp_path)
-    assert load_folder(tmp_path).calibration is None
+    assert model_calibration(load_model(tmp_path)) is None
     ModelCalibration(Calibration(0.5), Calibration(0.8), {"tasks": ["x"]}).save(tmp_path)
-    loaded = load_folder(tmp_path)
-    assert loaded.calibration.single == Calibration(0.5)
-    assert Predictor(loaded).calibration == loaded.calibration
+    loaded = load_model(tmp_path)
+    assert model_calibration(loaded).single == Calibration(0.5)
+    assert Predictor(loaded).calibration == model_calibration(loaded)
+    assert Predictor(tmp_path).calibration == model_calibration(loaded)  # a folder given by path
+    assert Predictor("universeg-small").calibration.info["fitted_on"][0] == "acdc_cardiac_mri"  # shipped
     assert Predictor(loaded, calibration=None).calibration is None

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from .._version import __version__
 from ..config import ForwardMode, UniverSegConfig
 from ..io.atomic import atomic_write_bytes
-from ..uncertainty.calibration import ModelCalibration
 from .files import (
     load_state_dict_strict,
     read_config,
@@ -215,14 +214,11 @@ def build_from_files(
     verify_weights_file(weights_path, sha256, source)
     model = model_cls(config, mode=mode)
     load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
-    return attach_calibration(model, config_path.parent)
+    return mark_weights_folder(model, config_path.parent)
 
 
-def attach_calibration(model: Any, folder: Path) -> Any:
-    """Set ``model.calibration`` from ``folder/calibration.json`` (``None`` when there is none).
-
-    The calibration belongs to these weights (fitted on validation tasks, see
-    :mod:`universeg_plus.uncertainty.calibration`); the Predictor applies it by default.
-    """
-    model.calibration = ModelCalibration.load(folder)
+def mark_weights_folder(model: Any, folder: Path) -> Any:
+    """Set ``model.weights_folder``: where its weights were read from (files that belong to them, such
+    as ``calibration.json``, are found there by the layers that use them)."""
+    model.weights_folder = Path(folder)
     return model

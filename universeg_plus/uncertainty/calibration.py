@@ -109,9 +109,17 @@ class ModelCalibration:
 
 
 def model_calibration(model: Any) -> ModelCalibration | None:
-    """The calibration loaded with a model's weights (``model.calibration``), else ``None``."""
+    """A model's calibration: ``model.calibration`` when set, else the ``calibration.json`` in the folder its
+    weights were read from (``model.weights_folder``, set by :mod:`universeg_plus.hub`), else ``None``.
+
+    Raises:
+        ValueError: a calibration file that cannot be read (named).
+    """
     cal = getattr(model, "calibration", None)
-    return cal if isinstance(cal, ModelCalibration) else None
+    if isinstance(cal, ModelCalibration):
+        return cal
+    folder = getattr(model, "weights_folder", None)
+    return ModelCalibration.load(folder) if folder is not None else None
 
 
 def _relevant_ece(p: np.ndarray, y: np.ndarray, cal: Calibration, floor: float, bins: int) -> float:
