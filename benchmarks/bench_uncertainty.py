@@ -34,8 +34,10 @@ from universeg_plus import create_model
 from universeg_plus.data.tasks import DEFAULT_VAL_TASKS, load_task_root
 from universeg_plus.evaluation.native import native_tasks
 from universeg_plus.evaluation.uncertainty import (
+    IMAGE_FIELDS,
     ROW_FIELDS,
     evaluate_uncertainty,
+    image_rows,
     markdown_uncertainty,
     target_checks,
     uncertainty_rows,
@@ -50,7 +52,11 @@ VALIDATION = ("acdc_cardiac_mri", "hc18_fetal_head_us", "glas_gland_he", "ms_les
 def predictions(model, root, datasets, args, cache: Path, calibration=None):
     if cache.is_file():
         print(f"using cached predictions {cache}")
-        return pickle.loads(cache.read_bytes())
+        images = pickle.loads(cache.read_bytes())
+        for im in images:  # caches written before the field existed: the smallest requested S that fits
+            if not getattr(im, "requested_support", 0):
+                im.requested_support = min(s for s in args.support_sizes if s >= im.support_size)
+        return images
     tasks = native_tasks(load_task_root(root, tuple(model.config.input_size), include=list(datasets)), root)
     t0 = time.time()
     images = evaluate_uncertainty(
@@ -82,6 +88,7 @@ def main() -> int:
     p.add_argument("--cache", default="runs/bench/uncertainty")
     p.add_argument("--write-calibration", metavar="DIR", help="write the fitted temperature to DIR/calibration.json")
     p.add_argument("--out", default="docs/results")
+    p.add_argument("--images-csv", action="store_true", help="also write the held-out per-image Dice rows")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", "benchmarks/bench_uncertainty.py", *sys.argv[1:]])
@@ -116,7 +123,6 @@ def main() -> int:
     variants = [
         ("raw probabilities, entropy", None, "entropy"),
         ("temperature (stored), entropy", stored, "entropy"),
-        ("temperature (stored), sample disagreement", stored, "disagreement"),
         ("Platt (not stored), entropy", fits["platt"][0], "entropy"),
     ]
     for title, cal, kind in variants:
@@ -154,6 +160,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"uncertainty-{args.model}.md", md + "\n")
     write_csv(all_rows, ["variant", *ROW_FIELDS], out / f"uncertainty-{args.model}.csv")
+    if args.images_csv:
+        write_csv(image_rows(held), IMAGE_FIELDS, out / f"uncertainty-{args.model}-per-image.csv")
     print(md)
     return 0
 

@@ -176,6 +176,10 @@ def test_regions_are_ranked_by_area_times_uncertainty():
     outlines = region_outlines(regions, u.shape)
     assert outlines[20, 25] == 1 and outlines[25, 25] == 0 and outlines[0, 0] == 2
     assert uncertain_regions(np.zeros((8, 8))) == []
+    everywhere = np.random.default_rng(0).uniform(0.6, 0.8, (60, 60))
+    everywhere[10:30, 10:30] = 0.95  # unsure everywhere (400 px = 11% at 0.95): the regions point at the worst
+    assert [r.area for r in uncertain_regions(everywhere)] == [400]
+    assert uncertain_regions(everywhere, quantile=0.0)[0].area == 3600
 
 
 def test_augmented_engine_applies_one_view_to_target_and_support():

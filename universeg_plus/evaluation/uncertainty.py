@@ -46,7 +46,7 @@ class ImageSamples:
     """One target's single and K-sample predictions at its own size (raw, uncalibrated).
 
     Attributes:
-        task, support_size, target: Which episode and target.
+        task, support_size, target: Which episode and target (``support_size``: the S used).
         truth: ``(H, W)`` bool.
         single: ``(H, W)`` float32 probability of the plain prediction.
         mean: ``(H, W)`` float32 mean of the K samples' probabilities.
@@ -54,6 +54,8 @@ class ImageSamples:
             :func:`~universeg_plus.uncertainty.aggregate.uncertainty_map`).
         dice_each: Dice of each of the K masks.
         seconds_single, seconds_samples: Wall time of this target's share of each.
+        requested_support: The S asked for (larger than ``support_size`` when the task's pool is
+            smaller); tables group by it, as ``evaluate``'s do.
     """
 
     task: str
@@ -66,6 +68,7 @@ class ImageSamples:
     dice_each: list[float] = field(default_factory=list)
     seconds_single: float = 0.0
     seconds_samples: float = 0.0
+    requested_support: int = 0
 
 
 def evaluate_uncertainty(
@@ -140,10 +143,15 @@ def evaluate_uncertainty(
                     candidate_dice(many.sample_masks > 0, truth)["each"],
                     (t1 - t0) / len(targets),
                     (t2 - t1) / len(targets),
+                    ep.requested_support,
                 )
             )
         log.info("%s S=%d: %d targets, %.1f s single, %.1f s samples", ep.task, ep.support_size, len(targets), t1 - t0, t2 - t1)
     return out
+
+
+def _requested(im: ImageSamples) -> int:
+    return im.requested_support or im.support_size
 
 
 def _dice(mask: np.ndarray, truth: np.ndarray) -> float:
@@ -226,11 +234,11 @@ def score_images(
 def uncertainty_rows(
     images: Sequence[ImageSamples], samples: int, calibration: Any | None = None, kind: str = "entropy"
 ) -> list[dict[str, Any]]:
-    """One row per (S, method) of :func:`score_images`, plus the all-S pool (``support_size`` 0)."""
+    """One row per (requested S, method) of :func:`score_images`, plus the all-S pool (``support_size`` "all")."""
     rows = []
-    sizes = sorted({im.support_size for im in images})
+    sizes = sorted({_requested(im) for im in images})
     for s in [*sizes, 0] if len(sizes) > 1 else sizes:
-        pool = [im for im in images if s == 0 or im.support_size == s]
+        pool = [im for im in images if s == 0 or _requested(im) == s]
         cal_1 = calibration.for_samples(1) if calibration is not None else None
         cal_k = calibration.for_samples(samples) if calibration is not None else None
         scored = score_images(pool, cal_1, cal_k, kind)
@@ -258,7 +266,7 @@ ROW_FIELDS = [
     "auroc_band", "auroc_all", "spearman", "seconds",
 ]
 IMAGE_FIELDS = [
-    "task", "support_size", "target", "dice_single", "dice_mean", "best_dice", "mean_dice",
+    "task", "requested_support", "support_size", "target", "dice_single", "dice_mean", "best_dice", "mean_dice",
     "seconds_single", "seconds_samples",
 ]
 
@@ -286,6 +294,7 @@ def image_rows(images: Sequence[ImageSamples], threshold: float = 0.5) -> list[d
     return [
         {
             "task": im.task,
+            "requested_support": _requested(im),
             "support_size": im.support_size,
             "target": im.target,
             "dice_single": _dice(im.single > threshold, im.truth),

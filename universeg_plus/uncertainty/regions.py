@@ -99,15 +99,20 @@ def _components_torch(m: torch.Tensor) -> tuple[np.ndarray, int]:
 
 
 def uncertain_regions(
-    uncertainty: Any, level: float = 0.5, top: int = 5, min_area: int | None = None
+    uncertainty: Any, level: float = 0.5, top: int = 5, min_area: int | None = None, quantile: float = 0.9
 ) -> list[Region]:
-    """The ``top`` connected regions where ``uncertainty >= level``, most worth a look first.
+    """The ``top`` connected regions of the most uncertain pixels, most worth a look first.
+
+    A pixel belongs to a region when its uncertainty is at least ``level`` and at least the image's
+    ``quantile`` of the map (the most uncertain 10% by default): on an image the model is unsure of
+    everywhere, the regions still point at the worst of it (the image score says how unsure overall).
 
     Args:
         uncertainty: ``(H, W)`` map in [0, 1] (an image's own size).
-        level: Uncertainty at or above which a pixel belongs to a region.
+        level: Smallest uncertainty of a region's pixels.
         top: How many regions to return at most.
         min_area: Smallest region kept, in pixels (default: 0.05% of the image, at least 4).
+        quantile: The image-relative floor, in [0, 1] (0: ``level`` alone).
 
     Returns:
         Regions sorted by ``score`` (descending), ranks 1..n.
@@ -119,8 +124,11 @@ def uncertain_regions(
         raise ValueError(f"level must be in (0, 1], got {level}")
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"quantile must be in [0, 1], got {quantile}")
     floor = max(4, round(0.0005 * u.size)) if min_area is None else int(min_area)
-    labels, n = connected_components(u >= level)
+    cut = max(float(level), float(np.quantile(u, quantile))) if quantile > 0 else float(level)
+    labels, n = connected_components(u >= cut)
     if n == 0:
         return []
     flat = labels.ravel()
