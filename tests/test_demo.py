@@ -48,7 +48,7 @@ TINY = "universeg-tiny"
 SEGMENT_DEFAULTS = {
     "model": TINY, "backend": "eager", "support_size": 0, "ensemble": 1, "threshold": 0.5, "slice_index": -1,
     "axis": 2, "seed": 0, "perturbation": "none", "severity": 3, "where": "target", "adapt": False,
-    "adapt_steps": 100,
+    "adapt_steps": 100, "samples": 1,
 }
 
 
@@ -405,7 +405,7 @@ def test_client_output_equals_the_predictor(client):
     support_masks = [DATA / task / "masks" / p.name for p in support]
     reference = DATA / task / "masks" / target.name
     # masks uploaded in reverse order: the app pairs them by file name, not by upload order
-    overlay, prob, summary, downloads = _segment(client, support, support_masks[::-1], target, reference)
+    overlay, prob, summary, downloads, _ = _segment(client, support, support_masks[::-1], target, reference)
 
     image = read_image(target)
     sup = SupportSet.from_paths(support, support_masks, size=(32, 32))
@@ -433,7 +433,7 @@ def test_client_bad_upload_is_an_error_and_the_app_keeps_serving(client):
         _segment(client, files[:3], masks[:2], files[5])
     with pytest.raises(AppError, match=r"support_masks.*selects only"):
         _segment(client, files[:3], masks[:3], files[5], perturbation="gaussian_noise", where="support_masks")
-    overlay, prob, summary, downloads = _segment(client, files[:3], masks[:3], files[5])
+    overlay, prob, summary, downloads, _ = _segment(client, files[:3], masks[:3], files[5])
     assert _png(overlay).shape == (96, 112, 3) and _png(prob).shape == (96, 112)
     loaded = client.predict("dsb2018_nuclei_crops", api_name="/load_example")
     assert [len(loaded[0]), len(loaded[1])] == [5, 5] and Path(loaded[2]).name == Path(loaded[3]).name

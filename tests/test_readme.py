@@ -27,6 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
     "README.md", "docs/segmenting.md", "docs/adaptation.md", "docs/tiling.md", "docs/network.md", "docs/robustness.md",
+    "docs/uncertainty.md",
 ]
 UNTESTED = {  # page: a marker of the snippet that keeps it out (and the test that covers it)
     "docs/weights.md": 'from_pretrained("org/repo"',  # a hub repo: tests/test_hub.py

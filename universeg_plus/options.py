@@ -34,7 +34,9 @@ class PredictOptions:
         ensemble: Number of support subsets whose probabilities are averaged (an int, not a bool).
         support_size: Examples per subset (``None``: all of them, or half of the set when ensembling).
         flips: Also predict on horizontally/vertically flipped inputs and average.
-        seed: Seed of the subset draw.
+        seed: Seed of the subset draw (and of the sampling plan).
+        samples: K sampled masks (1: one plain prediction); K > 1 draws its own support subsets and
+            augmentations (:mod:`universeg_plus.uncertainty`), so it needs ``ensemble=1``.
 
     Raises:
         TypeError / ValueError: an option of the wrong type or out of range (named, with the range).
@@ -45,6 +47,7 @@ class PredictOptions:
     support_size: int | None = None
     flips: bool = False
     seed: int = 0
+    samples: int = 1
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -58,8 +61,13 @@ class PredictOptions:
             raise TypeError(f"flips must be True or False, got {self.flips!r} ({type(self.flips).__name__})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise TypeError(f"seed must be an integer, got {self.seed!r} ({type(self.seed).__name__})")
+        samples = as_count(self.samples, "samples", 1, note=" (the number of sampled masks)")
+        if samples > 1 and ensemble > 1:
+            raise ValueError(
+                f"samples={samples} draws its own support subsets: use it with ensemble=1 (got ensemble={ensemble})"
+            )
         for name, value in (("threshold", float(t)), ("ensemble", ensemble), ("support_size", size),
-                            ("flips", bool(self.flips)), ("seed", int(self.seed))):
+                            ("flips", bool(self.flips)), ("seed", int(self.seed)), ("samples", samples)):
             object.__setattr__(self, name, value)
 
     @classmethod

@@ -25,7 +25,9 @@ memory. ``docs/architecture.md`` draws the road of one call.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -44,6 +46,16 @@ from .io.images import file_stem, write_labels, write_npy
 from .io.inputs import MAX_LABELS, Named, as_batch, as_count, image_array, read_input, read_pairs, volume_array
 from .options import PredictOptions
 from .support import SupportSet, example_name
+from .uncertainty import (
+    AugmentedEngine,
+    Calibration,
+    ModelCalibration,
+    SampleSpec,
+    draw_plan,
+    label_map,
+    model_calibration,
+    summarize_samples,
+)
 
 __all__ = ["PredictOptions", "Prediction", "Predictor", "Resize", "Slices", "Tiles", "segment"]
 
@@ -62,12 +74,28 @@ class Prediction:
             values are ``classes`` or 0 for background.
         classes: The foreground labels, in the order of the class axis of ``probabilities``.
         path: The file :meth:`Predictor.predict_file` wrote, else ``None``.
+        sample_masks: With ``samples=K > 1``: ``(K, H, W)`` label maps, K plausible masks (the first
+            the plain prediction); ``(K, N, H, W)`` for a batch, ``(K, *volume)`` for a volume.
+            ``None`` otherwise. ``probabilities`` is then the calibrated mean of the K samples and
+            ``mask`` its label map.
+        uncertainty: With ``samples=K > 1``: float32 in [0, 1] shaped like ``mask``, 1 = most
+            uncertain (entropy of the calibrated mean, :mod:`universeg_plus.uncertainty`).
+        regions: With ``samples=K > 1``: the connected high-uncertainty regions of a 2D image, ranked
+            by area x mean uncertainty (:class:`~universeg_plus.uncertainty.Region`); one list per
+            image of a batch or slice of a volume.
+        uncertainty_score: With ``samples=K > 1``: expected ``1 - Dice`` of the mask under the mean
+            probability, in [0, 1] (an array: one per image of a batch, per slice of a volume):
+            review the highest first.
     """
 
     probabilities: np.ndarray
     mask: np.ndarray
     classes: list[int] = field(default_factory=lambda: [1])
     path: Path | None = None
+    sample_masks: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
+    regions: list[Any] = field(default_factory=list)
+    uncertainty_score: float | np.ndarray | None = None
 
 
 def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
@@ -93,6 +121,11 @@ class Predictor:
         inferer: How images are covered: :class:`~universeg_plus.inferers.Resize` (default, the whole
             image at the model size) or :class:`~universeg_plus.inferers.Tiles` (windows at native
             resolution); ``predict(..., inferer=...)`` overrides it for one call.
+        calibration: ``"auto"`` (default): the calibration stored with the model's weights
+            (``calibration.json``, see :mod:`universeg_plus.uncertainty.calibration`), applied to the
+            reported probabilities (masks are cut before it; none when the weights have none, or
+            once adapted); ``None``: raw probabilities; or a
+            :class:`~universeg_plus.uncertainty.ModelCalibration`.
         pretrained: For a model name: ``None`` (default) loads its weights and refuses a name that has
             none; ``True`` loads them (error if none); ``False`` builds it with random weights.
         **compile_kwargs: Passed to :func:`universeg_plus.backends.compile` for ``backend="tvm"``.
@@ -111,6 +144,7 @@ class Predictor:
         max_pairs: int = 64,
         *,
         inferer: Inferer | None = None,
+        calibration: ModelCalibration | str | None = "auto",
         pretrained: bool | None = None,
         **compile_kwargs: Any,
     ) -> None:
@@ -143,6 +177,11 @@ class Predictor:
             model = model.to(self.device).eval()
         else:
             self.device = dev if dev is not None else torch.device("cpu")
+        if isinstance(calibration, str) and calibration == "auto":
+            calibration = model_calibration(model)  # before compiling: it travels with the eager weights
+        elif calibration is not None and not isinstance(calibration, ModelCalibration):
+            raise TypeError(f"calibration must be 'auto', None or a ModelCalibration, got {calibration!r}")
+        self.calibration = calibration
         if backend == "tvm":
             from .backends import compile as compile_tvm
 
@@ -300,6 +339,7 @@ class Predictor:
         support_size: int | None = None,
         flips: bool = False,
         seed: int = 0,
+        samples: int = 1,
         *,
         inferer: Inferer | Slices | None = None,
         options: PredictOptions | None = None,
@@ -316,10 +356,15 @@ class Predictor:
             ensemble: Number of support subsets whose probabilities are averaged (an int, not a bool).
             support_size: Examples per subset (default: all, or half of the set when ensembling).
             flips: Also predict on horizontally/vertically flipped inputs and average.
-            seed: Seed of the subset draw.
+            seed: Seed of the subset draw (and of the sampling plan).
+            samples: K > 1 draws K plausible masks (support subsets, paired intensity/geometry
+                augmentations of target and support, probability levels; the first is the plain
+                prediction, :func:`~universeg_plus.uncertainty.draw_plan`) and fills
+                ``sample_masks``, ``uncertainty``, ``regions`` and ``uncertainty_score``;
+                ``probabilities`` is their calibrated mean. Costs about K plain predictions.
             inferer: This call's inferer (default: the Predictor's); a
                 :class:`~universeg_plus.inferers.Slices` one makes ``target`` a volume.
-            options: The five options above as one checked :class:`~universeg_plus.options.PredictOptions`
+            options: The six options above as one checked :class:`~universeg_plus.options.PredictOptions`
                 (then leave them at their defaults).
 
         Returns:
@@ -332,7 +377,7 @@ class Predictor:
         """
         self._support_data  # noqa: B018 - out of order is said first
         opts = _options(options, threshold=threshold, ensemble=ensemble, support_size=support_size, flips=flips,
-                        seed=seed)
+                        seed=seed, samples=samples)
         if isinstance(inferer, Slices):
             return self._predict_volume(target, inferer, opts)
         return self._predict_images(target, _check_inferer(inferer or self.inferer), opts)
@@ -458,9 +503,10 @@ class Predictor:
         preds = self._run(arrays, inferer, options)
         if not batched:
             return preds[0]
-        return Prediction(
+        out = Prediction(
             np.stack([p.probabilities for p in preds]), np.stack([p.mask for p in preds]), preds[0].classes
         )
+        return _with_samples(out, preds, lambda maps: np.stack(maps))
 
     def _predict_volume(self, volume: Any, slices: Slices, options: PredictOptions) -> Prediction:
         name = volume.name if isinstance(volume, Named) else (str(volume) if isinstance(volume, (str, os.PathLike)) else "")
@@ -468,28 +514,96 @@ class Predictor:
         where = f"{name or 'volume'} slice {{}} along axis {slices.axis}"
         arrays = [image_array(planes[k], "target", where.format(k)) for k in range(len(planes))]
         preds = self._run(arrays, slices.inferer, options)
-        return Prediction(slices.merge([p.probabilities for p in preds]), slices.merge([p.mask for p in preds]),
-                          preds[0].classes)
+        out = Prediction(slices.merge([p.probabilities for p in preds]), slices.merge([p.mask for p in preds]),
+                         preds[0].classes)
+        return _with_samples(out, preds, slices.merge)
 
     def _run(self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions) -> list[Prediction]:
         """``arrays``: ``(H, W)`` float32 finite images. One-vs-rest per class, then the label map."""
         support = self._support_data
         plan = inferer.check(support, options, self.engine)
+        if options.samples > 1:
+            return self._run_samples(arrays, inferer, options, plan)
         classes = support.classes
-        per_class = []
-        for c in classes:
-            key = (inferer, c)
-            if key not in self._prepared:
-                self._prepared[key] = inferer.prepare(support, c, self.input_size)
-            engine = self.engine.with_model(self._adapted.get(c, self.model))
-            per_class.append(inferer.probabilities(arrays, self._prepared[key], plan, engine, options))
-        dtype = np.uint8 if max(classes) < 256 else np.int32
+        per_class = [self._class_maps(arrays, inferer, c, plan, options) for c in classes]
+        cal = self._calibration(1)
         out = []
         for i in range(len(arrays)):
             p = np.stack([maps[i] for maps in per_class])  # (C, H, W)
-            mask = np.where(p.max(axis=0) > options.threshold, np.asarray(classes)[p.argmax(axis=0)], 0)
-            out.append(Prediction(p[0] if len(classes) == 1 else p, mask.astype(dtype), list(classes)))
+            mask = label_map(p, classes, options.threshold)  # the model's decision, before calibration
+            p = cal(p)
+            out.append(Prediction(p[0] if len(classes) == 1 else p, mask, list(classes)))
         return out
+
+    def _class_maps(
+        self, arrays: list[np.ndarray], inferer: Inferer, label: int, plan: Any, options: PredictOptions,
+        view: SampleSpec | None = None,
+    ) -> list[np.ndarray]:
+        """One label's ``(H, W)`` probability maps, through one sample's view (augmented engine) if given."""
+        key = (inferer, label)
+        if key not in self._prepared:
+            self._prepared[key] = inferer.prepare(self._support_data, label, self.input_size)
+        engine: Any = self.engine.with_model(self._adapted.get(label, self.model))
+        if view is not None:
+            engine = AugmentedEngine(engine, view)
+        return inferer.probabilities(arrays, self._prepared[key], plan, engine, options)
+
+    def _calibration(self, samples: int) -> Calibration:
+        if self.calibration is None or self._adapted:  # fitted for the model as shipped, not an adapted copy
+            return Calibration()
+        return self.calibration.for_samples(samples)
+
+    def _run_samples(
+        self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions, plan: Any
+    ) -> list[Prediction]:
+        """K views per image (:mod:`universeg_plus.uncertainty`), summarised at each image's size.
+
+        Each view runs the inferer through an :class:`~universeg_plus.uncertainty.AugmentedEngine`
+        (its augmentation on target and support alike, whatever covers the image); with
+        :class:`~universeg_plus.inferers.Resize` it also uses its own support subset (other inferers
+        keep their own support, e.g. every support window).
+        """
+        support = self._support_data
+        classes = support.classes
+        n = len(support.examples)
+        size = options.support_size
+        fixed = self.engine.fixed_support
+        if size is None and fixed:  # a compiled model takes multiples of its support size
+            size = min(n, fixed * max(1, math.ceil(0.75 * n) // fixed))
+        h, w = self.input_size
+        views = draw_plan(n, options.samples, size, square=h == w, seed=options.seed)
+        single = dataclasses.replace(options, samples=1)
+        maps = []  # per view, per class: one (H, W) map per image
+        for view in views:
+            sub = [list(view.indices)] if isinstance(inferer, Resize) else plan
+            maps.append([self._class_maps(arrays, inferer, c, sub, single, view) for c in classes])
+        out = []
+        for i in range(len(arrays)):
+            k_maps = np.stack([np.stack([per_class[c][i] for c in range(len(classes))]) for per_class in maps])
+            summary = summarize_samples(
+                k_maps, classes, options.threshold, self._calibration(options.samples),
+                levels=[view.level for view in views], sample_calibration=self._calibration(1),
+            )
+            out.append(
+                Prediction(
+                    summary.mean[0] if len(classes) == 1 else summary.mean, summary.mean_mask, list(classes),
+                    sample_masks=summary.masks, uncertainty=summary.uncertainty, regions=summary.regions,
+                    uncertainty_score=summary.score,
+                )
+            )
+        return out
+
+
+def _with_samples(out: Prediction, preds: list[Prediction], merge: Any) -> Prediction:
+    """``out`` (a batch or volume of ``preds``) with the sampled fields of ``preds`` merged alike."""
+    if preds[0].sample_masks is None:
+        return out
+    k = preds[0].sample_masks.shape[0]
+    out.sample_masks = np.stack([merge([p.sample_masks[j] for p in preds]) for j in range(k)])
+    out.uncertainty = merge([p.uncertainty for p in preds])
+    out.regions = [p.regions for p in preds]
+    out.uncertainty_score = np.asarray([p.uncertainty_score for p in preds], dtype=np.float32)
+    return out
 
 
 def _check_inferer(inferer: Any) -> Inferer:

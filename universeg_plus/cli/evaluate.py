@@ -76,6 +76,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapt-mix", action="store_true", help="also score the mean of adapted and un-adapted probabilities"
     )
     parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also draw K sampled masks per target (Predictor.predict(samples=K)) and report best-of-K / "
+        "mean-of-K Dice, Dice of the mean, ECE over relevant pixels, boundary-band AUROC and per-image "
+        "Spearman beside the single prediction, with the time (uncertainty.md/.csv)",
+    )
+    parser.add_argument(
+        "--uncertainty",
+        choices=["entropy", "disagreement"],
+        default="entropy",
+        help="uncertainty map scored with --samples: entropy of the calibrated mean, or sample disagreement",
+    )
+    parser.add_argument(
         "--resolution",
         choices=["native", "stored"],
         default="native",
@@ -123,6 +138,10 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--adapt-support-sizes", *map(str, args.adapt_support_sizes)]
         if args.adapt_mix:
             parts.append("--adapt-mix")
+    if args.samples:
+        parts += ["--samples", str(args.samples)]
+        if args.uncertainty != "entropy":
+            parts += ["--uncertainty", args.uncertainty]
     if args.resolution != "native":
         parts += ["--resolution", args.resolution]
     parts += ["--seed", str(args.seed)]
@@ -162,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model_card and not args.weights:
         raise ValueError("--model-card needs --weights DIR (the card describes the files in that folder)")
     device = str(resolve_device(args.device))
+    if args.samples is not None and args.samples < 2:
+        raise ValueError(f"--samples must be >= 2 (K sampled masks), got {args.samples}")
     adapting = args.adapt or args.adapt_steps is not None
     if args.adapt_steps is not None and args.adapt_steps < 1:
         raise ValueError(f"--adapt-steps must be >= 1, got {args.adapt_steps}")
@@ -259,6 +280,23 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(summarize(result.records)), end="")
     print("\nwall time per task (s):\n" + timing_table(result.timings), end="")
     print(f"evaluated {len(tasks)} task(s) in {wall:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
+    if args.samples:
+        from ..evaluation.uncertainty import evaluate_uncertainty, write_uncertainty_report
+        from ..uncertainty import model_calibration
+
+        calibration = model_calibration(model)
+        images = evaluate_uncertainty(
+            model, tasks, settings.support_sizes, args.samples, settings.num_targets, settings.threshold,
+            settings.seed, not args.no_progress, device, calibration,
+        )
+        header = (
+            f"Sampling and uncertainty, K = {args.samples}, {run_info['device']}; calibration: "
+            f"{'stored with the weights' if calibration else 'none'}; uncertainty: {args.uncertainty}. "
+            f"Command: `{command}`\n"
+        )
+        report = write_uncertainty_report(images, args.samples, out, calibration, args.uncertainty, header)
+        print(report["markdown"], end="")
+        print(f"wrote {', '.join(str(p) for p in report['paths'].values())}")
     if args.model_card:
         card = write_model_card(
             weights_dir,

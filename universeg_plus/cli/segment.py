@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.images import file_stem
 from ..io.inputs import MAX_LABELS
 from ._device import add_device_argument
 from ._flags import cli_message
@@ -32,8 +33,12 @@ model without weights needs --random-weights. --device auto (the default) uses C
 A target that cannot be segmented does not stop the others: failures are listed at the end and the
 exit code is 1 (2 for errors that stop the whole run, such as a bad support set). Outputs are
 written atomically, so --skip-existing resumes a batch that was killed half-way.
+With --samples K --uncertainty, each target also gets <stem>_uncertainty.npy (float32 in [0, 1]),
+<stem>_uncertainty.png (heat map, the regions most likely wrong outlined; 2D images),
+<stem>_samples.npy (the K sampled label maps) and <stem>_regions.json (ranked regions, image score).
 Example:
   universeg-plus segment --support task/ --target scans/ --out predictions/ --overlay
+  universeg-plus segment --support task/ --target scans/ --out predictions/ --samples 8 --uncertainty
 """
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--flips", action="store_true", help="test-time flips: also predict on flipped inputs and average"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the support-subset draw (default: 0)")
+    parser.add_argument(
+        "--samples", type=_positive, default=1, metavar="K",
+        help="draw K plausible masks (support subsets + paired augmentations); the mask is their mean's (default: 1)",
+    )
+    parser.add_argument(
+        "--uncertainty", action="store_true",
+        help="with --samples K > 1: also write <stem>_uncertainty.npy/.png, <stem>_samples.npy, <stem>_regions.json",
+    )
     add_device_argument(parser)
     parser.add_argument(
         "--save-probabilities", action="store_true",
@@ -202,9 +215,35 @@ def run(args: argparse.Namespace) -> int:
         predictor.adapt(steps=args.adapt_steps, lr=args.adapt_lr, seed=args.seed)
 
     def segment_one(path: Path, dest: Path, prob: Path | None) -> Any:
-        return predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, options=options).mask
+        pred = predictor.predict_file(path, dest, axis=args.axis, probabilities_path=prob, options=options)
+        if args.uncertainty:
+            write_uncertainty(pred, dest.with_name(file_stem(dest)))
+        return pred.mask
 
     return _batch(args, targets, outputs, segment_one)
+
+
+def write_uncertainty(pred: Any, stem: Path) -> list[Path]:
+    """``<stem>_samples.npy``, ``<stem>_uncertainty.png`` (2D: heat map, regions outlined), ``<stem>_regions.json``
+    and ``<stem>_uncertainty.npy``, each atomically; ``_uncertainty.npy`` last (it marks the target done)."""
+    from ..io.heatmaps import draw_outlines, heat_map
+    from ..io.images import write_npy, write_png
+    from ..io.json_files import write_json
+    from ..uncertainty import region_outlines
+
+    written = [write_npy(stem.with_name(f"{stem.name}_samples.npy"), pred.sample_masks)]
+    score = np.asarray(pred.uncertainty_score).tolist()
+    if pred.uncertainty.ndim == 2:
+        outlines = region_outlines(list(pred.regions), pred.uncertainty.shape)
+        picture = draw_outlines(heat_map(pred.uncertainty), outlines)
+        written.append(write_png(stem.with_name(f"{stem.name}_uncertainty.png"), picture))
+        regions: Any = [r.as_dict() for r in pred.regions]
+    else:  # a volume: one list of regions per slice
+        regions = [[r.as_dict() for r in slice_regions] for slice_regions in pred.regions]
+    info = {"samples": int(pred.sample_masks.shape[0]), "uncertainty_score": score, "regions": regions}
+    written.append(write_json(stem.with_name(f"{stem.name}_regions.json"), info))
+    written.append(write_npy(stem.with_name(f"{stem.name}_uncertainty.npy"), pred.uncertainty))
+    return written
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -212,9 +251,11 @@ def _options(args: argparse.Namespace) -> Any:
     from ..options import PredictOptions
 
     try:
+        if args.uncertainty and args.samples < 2:
+            raise ValueError("uncertainty needs --samples K with K >= 2 (the spread of K masks is the uncertainty)")
         return PredictOptions(
             threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size,
-            flips=args.flips, seed=args.seed,
+            flips=args.flips, seed=args.seed, samples=args.samples,
         )
     except (TypeError, ValueError) as exc:
         name, _, rest = str(exc).partition(" ")
@@ -320,7 +361,8 @@ def _batch(args: argparse.Namespace, targets: list[Path], outputs: list, segment
     for path, (dest, prob) in tqdm(list(zip(targets, outputs)), desc="segment", unit="target",
                                    disable=len(targets) < 2):
         overlay = _overlay_path(dest) if args.overlay else None
-        if args.skip_existing and all(p is None or p.is_file() for p in (dest, prob, overlay)):
+        marker = dest.with_name(f"{file_stem(dest)}_uncertainty.npy") if args.uncertainty else None
+        if args.skip_existing and all(p is None or p.is_file() for p in (dest, prob, overlay, marker)):
             skipped += 1
             log.info("%s: %s exists, skipped", path.name, dest)
             continue
@@ -350,8 +392,6 @@ def _batch(args: argparse.Namespace, targets: list[Path], outputs: list, segment
 
 
 def _overlay_path(dest: Path) -> Path:
-    from ..io.images import file_stem
-
     return dest.with_name(f"{file_stem(dest)}_overlay.png")
 
 

@@ -39,6 +39,7 @@ from .examples import ExampleTask, default_examples_dir, list_example_tasks
 from .models import ModelCache, available_backends, default_model_name, has_pretrained, weights_warning
 from .outputs import dice_per_label, probability_image, write_outputs
 from .perturbation import NO_PERTURBATION, perturb_inputs, perturbation_choices
+from .uncertainty_view import regions_markdown, uncertainty_image
 from .uploads import MAX_MASK_LABELS, Target, load_reference, load_support, load_target
 
 __all__ = [
@@ -84,6 +85,7 @@ class SegmentSettings:
         seed: Seed of the support-subset draw, the perturbation and the adaptation.
         adapt_steps: Fine-tune a copy of the model on the support set for this many steps first
             (``Predictor.adapt``; 0 = off, eager backend only).
+        samples: Sampled masks for the uncertainty map (``Predictor.predict(samples=K)``; 1 = off).
     """
 
     model: str = field(default_factory=default_model_name)
@@ -98,6 +100,7 @@ class SegmentSettings:
     axis: int = 2
     seed: int = 0
     adapt_steps: int = 0
+    samples: int = 1
 
 
 @dataclass
@@ -113,6 +116,8 @@ class SegmentResult:
         files: The mask as PNG (label values as they are), and as NIfTI for NIfTI targets.
         summary: Markdown describing the run.
         warnings: Things the user should know (random weights, labels missing from the support...).
+        uncertainty: ``(H, W, 3)`` uint8 uncertainty heat map with the regions most likely wrong
+            outlined (``samples > 1``), else ``None``.
     """
 
     overlay: np.ndarray
@@ -123,6 +128,7 @@ class SegmentResult:
     files: list[Path]
     summary: str
     warnings: list[str] = field(default_factory=list)
+    uncertainty: np.ndarray | None = None
 
 
 def _int_or_none(value: Any, what: str, minimum: int) -> int | None:
@@ -162,6 +168,8 @@ def _summary(
     if scores is not None:
         per = ", ".join(f"label {c}: {d:.3f}" for c, d in scores.items())
         lines.append(f"**Dice** {float(np.mean(list(scores.values()))):.3f} (mean; {per})")
+    if pred.uncertainty is not None:
+        lines.append(regions_markdown(pred, settings.samples))
     lines.append(f"**Time** {seconds:.2f} s")
     lines += [f"⚠️ {w}" for w in warnings]
     return "\n".join(f"- {line}" for line in lines)
@@ -198,6 +206,9 @@ def run_segmentation(
     support_size = _int_or_none(settings.support_size, "the support size", 0) or None
     ensemble = _int_or_none(settings.ensemble, "the ensemble size", 1) or 1
     adapt_steps = _int_or_none(settings.adapt_steps, "the adaptation steps", 0) or 0
+    samples = _int_or_none(settings.samples, "the number of samples", 1) or 1
+    if samples > 1 and ensemble > 1:
+        raise ValueError("sampled masks draw their own support subsets: set the ensemble to 1 to use samples")
     if adapt_steps and settings.backend != "eager":
         raise ValueError(f"adaptation fine-tunes the eager model; choose the eager backend (got {settings.backend})")
     slice_index = _int_or_none(settings.slice_index, "the slice index", 0)
@@ -216,7 +227,7 @@ def run_segmentation(
         predictor.adapt(steps=adapt_steps, seed=int(settings.seed), progress=True)
     pred = predictor.predict(
         Named(image, f"{target.name} (the target)"), threshold=threshold, ensemble=ensemble,
-        support_size=support_size, seed=int(settings.seed),
+        support_size=support_size, seed=int(settings.seed), samples=samples,
     )
     warnings = [w for w in [weights_warning(settings.model)] if w]
     scores = None
@@ -235,9 +246,11 @@ def run_segmentation(
         files=files,
         summary="",
         warnings=warnings,
+        uncertainty=uncertainty_image(pred),
     )
     used = dataclasses.replace(
-        settings, support_size=support_size, ensemble=ensemble, threshold=threshold, adapt_steps=adapt_steps
+        settings, support_size=support_size, ensemble=ensemble, threshold=threshold, adapt_steps=adapt_steps,
+        samples=samples,
     )
     result.summary = _summary(used, support, target, pred, scores, warnings, time.perf_counter() - start)
     return result

@@ -137,9 +137,10 @@ def build_demo(
         where: str,
         adapt: bool = False,
         adapt_steps: float | None = 100,
+        samples: float | None = 1,
         progress: Any = gr.Progress(track_tqdm=True),  # noqa: B008  (gradio's idiom: shows the adaptation bar)
-    ) -> tuple[Any, Any, str, list[str]]:
-        """Segment the target from the support examples; returns overlay, probability, summary, files."""
+    ) -> tuple[Any, Any, str, list[str], Any]:
+        """Segment the target from the support examples; returns overlay, probability, summary, files, uncertainty."""
         try:
             settings = SegmentSettings(
                 model=model, backend=backend, support_size=support_size, ensemble=ensemble,
@@ -148,6 +149,7 @@ def build_demo(
                 axis=_whole(axis, "the axis"),
                 seed=_whole(seed or 0, "the seed"),
                 adapt_steps=_whole(adapt_steps or 0, "the adaptation steps") if adapt else 0,
+                samples=_whole(samples or 1, "the number of samples"),
             )
             result = run_segmentation(
                 support_images, support_masks, target, reference, settings, cache, out_root / "outputs"
@@ -155,7 +157,7 @@ def build_demo(
         except _USER_ERRORS as exc:
             log.info("segment request rejected: %s", exc)
             raise gr.Error(str(exc), print_exception=False) from exc
-        return result.overlay, result.probability, result.summary, [str(p) for p in result.files]
+        return result.overlay, result.probability, result.summary, [str(p) for p in result.files], result.uncertainty
 
     def load_example(name: str | None) -> tuple[list[str], list[str], str, str]:
         """Prefill the uploads from a bundled task."""
@@ -219,6 +221,10 @@ def build_demo(
                     adapt_steps = gr.Number(
                         100, precision=0, minimum=1, maximum=2000, label="Adaptation steps", elem_id="adapt-steps"
                     )
+                samples = gr.Slider(
+                    1, 16, value=1, step=1, label="Samples (uncertainty map; 1 = off)", elem_id="samples",
+                    info="K plausible masks from support subsets and augmentations: about K times the time",
+                )
                 with gr.Accordion("Perturbation (robustness)", open=False):
                     perturbation = gr.Dropdown(perturbation_choices(), value="none", label="Perturbation")
                     severity = gr.Slider(1, 5, value=3, step=1, label="Severity")
@@ -230,6 +236,10 @@ def build_demo(
                 probability = gr.Image(
                     label="Foreground probability", format="png", interactive=False, elem_id="probability", height=300
                 )
+                uncertainty = gr.Image(
+                    label="Uncertainty (bright = unsure; cyan: where to look first)", format="png",
+                    interactive=False, elem_id="uncertainty", height=300,
+                )
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 downloads = gr.File(
                     label="Download the mask (PNG label map; NIfTI too for NIfTI targets)",
@@ -239,9 +249,9 @@ def build_demo(
             segment,
             inputs=[
                 support_images, support_masks, target, reference, model, backend, support_size, ensemble,
-                threshold, slice_index, axis, seed, perturbation, severity, where, adapt, adapt_steps,
+                threshold, slice_index, axis, seed, perturbation, severity, where, adapt, adapt_steps, samples,
             ],
-            outputs=[overlay, probability, summary, downloads],
+            outputs=[overlay, probability, summary, downloads, uncertainty],
             api_name="segment",
         )
         model.change(_warning_html, inputs=model, outputs=warning, api_visibility="private")

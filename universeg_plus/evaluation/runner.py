@@ -325,7 +325,9 @@ def evaluate(
         raise ValueError("no tasks to evaluate")
     resolutions = sorted({t.resolution for t in tasks})
     dev = torch.device(device)
-    predictor = Predictor(model, device=dev)
+    # raw probabilities: masks are cut from them, and ensembles/mixes average them (a calibration
+    # stored with the weights would change those averages, not what the protocol measures)
+    predictor = Predictor(model, device=dev, calibration=None)
     episodes = make_episodes(
         tasks,
         settings.support_sizes,

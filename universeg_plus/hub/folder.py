@@ -214,4 +214,11 @@ def build_from_files(
     verify_weights_file(weights_path, sha256, source)
     model = model_cls(config, mode=mode)
     load_state_dict_strict(model, read_weights(weights_path), f"{weights_path} (from {source})")
+    return mark_weights_folder(model, config_path.parent)
+
+
+def mark_weights_folder(model: Any, folder: Path) -> Any:
+    """Set ``model.weights_folder``: where its weights were read from (files that belong to them, such
+    as ``calibration.json``, are found there by the layers that use them)."""
+    model.weights_folder = Path(folder)
     return model

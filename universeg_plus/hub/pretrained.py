@@ -13,7 +13,7 @@ from ..config import ForwardMode
 from ..registry import PRETRAINED, PretrainedEntry, get_config
 from .download import HubFile, download_file
 from .files import load_state_dict_strict, read_config, read_weights, verify_weights_file
-from .folder import CONFIG_NAME, WEIGHTS_NAME, ModelClass, WeightsModel, build_from_files
+from .folder import CONFIG_NAME, WEIGHTS_NAME, ModelClass, WeightsModel, build_from_files, mark_weights_folder
 from .official import fetch_official
 from .shipped import WEIGHTS_DIR_ENV, find_shipped_weights, shipped_weights_dirs
 
@@ -132,6 +132,7 @@ def load_pretrained_weights(
         diff = ", ".join(f"{k}: file {theirs[k]!r} vs model {ours[k]!r}" for k in ours if ours[k] != theirs[k])
         raise ValueError(f"{config_path} describes a different architecture than {entry.model!r}: {diff}")
     load_state_dict_strict(model, read_weights(weights_path), str(weights_path))
+    mark_weights_folder(model, config_path.parent)
     log.info("loaded pretrained %s from %s", entry.model, weights_path)
     return weights_path
 
