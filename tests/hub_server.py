@@ -126,14 +126,23 @@ class MockHub:
             return self._resolve(h, "/".join(parts[:2]), parts[3], "/".join(parts[4:]), head)
         self._send(h, 404, b"not found", head=head)
 
-    def _api(self, h, repo_id: str, kind: str, rev: str, head: bool) -> None:
+    def _commit_files(self, h, repo_id: str, rev: str, head: bool) -> tuple[str, dict] | None:
+        """(commit, its files) of ``repo_id`` at ``rev``; None after answering 404 when either is unknown."""
         repo = self.repos.get(repo_id)
         if repo is None:
-            return self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
+            self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
+            return None
         commit = self._resolve_rev(repo, rev)
         if commit is None:
-            return self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
-        files = repo["commits"][commit]
+            self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
+            return None
+        return commit, repo["commits"][commit]
+
+    def _api(self, h, repo_id: str, kind: str, rev: str, head: bool) -> None:
+        found = self._commit_files(h, repo_id, rev, head)
+        if found is None:
+            return None
+        commit, files = found
         if kind == "revision":
             return self._json(h, {"id": repo_id, "sha": commit, "siblings": [{"rfilename": f} for f in sorted(files)]})
         tree = []
@@ -145,13 +154,10 @@ class MockHub:
         self._json(h, tree)
 
     def _resolve(self, h, repo_id: str, rev: str, filename: str, head: bool) -> None:
-        repo = self.repos.get(repo_id)
-        if repo is None:
-            return self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
-        commit = self._resolve_rev(repo, rev)
-        if commit is None:
-            return self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
-        files = repo["commits"][commit]
+        found = self._commit_files(h, repo_id, rev, head)
+        if found is None:
+            return None
+        commit, files = found
         if filename not in files:
             return self._error(h, "EntryNotFound", f"{filename} does not exist at {rev}", head, commit)
         data = files[filename]
