@@ -123,6 +123,17 @@ def _root_blocks(sch: s_tir.Schedule) -> list[s_tir.schedule.SBlockRV]:
     return list(sch.get_child_blocks(sch.get_sblock("root")))
 
 
+def _around_reduction(sch: s_tir.Schedule) -> tuple[list, s_tir.schedule.SBlockRV, list] | None:
+    """``(producers, reduction, epilogue)``: the root blocks before, at and after the kernel's one
+    reduction block; ``None`` unless it has exactly one."""
+    blocks = _root_blocks(sch)
+    reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
+    if len(reductions) != 1:
+        return None
+    i = reductions[0]
+    return blocks[:i], blocks[i], blocks[i + 1 :]
+
+
 def _vectorize_innermost(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, lanes: int) -> None:
     """Vectorise the innermost loop of ``block`` (split into ``lanes`` when longer and divisible)."""
     loops = sch.get_loops(block)
@@ -195,12 +206,10 @@ def _is_var(expr: tirx.Expr, var: tirx.Var) -> bool:
 
 def _match_conv2d(sch: s_tir.Schedule) -> _Conv2dMatch | None:
     """The NCHW conv2d kernel structure: spatial producers, one conv block, spatial epilogue."""
-    blocks = _root_blocks(sch)
-    reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
-    if len(reductions) != 1:
+    found = _around_reduction(sch)
+    if found is None:
         return None
-    i = reductions[0]
-    conv = blocks[i]
+    producers, conv, epilogue = found
     stmt = sch.get(conv)
     if not stmt.name_hint.startswith("conv2d_nchw"):
         return None
@@ -227,7 +236,6 @@ def _match_conv2d(sch: s_tir.Schedule) -> _Conv2dMatch | None:
     loops = sch.get_loops(conv)
     if any(_extent(sch, lp) is None for lp in loops[1:]):
         return None  # only the batch may be symbolic
-    producers, epilogue = blocks[:i], blocks[i + 1 :]
     if not all(_is_spatial(sch, b) for b in producers + epilogue):
         return None
     return _Conv2dMatch(conv=conv, data=data.source, producers=producers, epilogue=epilogue)
@@ -352,13 +360,10 @@ class OuterReduction(_CpuRule):
 
     def _rewrite(self, sch: s_tir.Schedule, target: Target) -> bool:
         """Schedules such a reduction; ``False`` for any other kernel."""
-        blocks = _root_blocks(sch)
-        reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
-        if len(reductions) != 1:
+        found = _around_reduction(sch)
+        if found is None:
             return False
-        i = reductions[0]
-        red = blocks[i]
-        producers, epilogue = blocks[:i], blocks[i + 1 :]
+        producers, red, epilogue = found
         if not self._matches(sch, red) or len(epilogue) > 1:
             return False
         for block in producers:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Params, Perturbation, check_non_negative
+from .base import Params, Perturbation, check_number
 
 __all__ = ["GaussianNoise", "RicianNoise"]
 
@@ -17,14 +17,12 @@ class _PixelNoise(Perturbation):
     """Noise of standard deviation ``std`` drawn per pixel in ``_CHANNELS`` Gaussian channels."""
 
     SEVERITY: ClassVar = tuple({"std": s} for s in _STD)
+    ARGS: ClassVar = ("std",)
     _CHANNELS: ClassVar[int] = 1
 
     def __init__(self, std: float = 0.05, p: float = 1.0, seed: int = 0) -> None:
-        self.std = check_non_negative("std", std, type(self).__name__)
+        self.std = check_number("std", std, type(self).__name__)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"std={self.std}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         return {"noise": torch.randn(n, self._CHANNELS, h, w, generator=g) * self.std}
