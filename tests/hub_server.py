@@ -31,7 +31,42 @@ def etag_of(filename: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest() if filename.endswith(".safetensors") else git_blob_sha1(data)
 
 
-class MockHub:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps pytest's output clean (no access log)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (an ephemeral port) in a daemon thread: ``start``/``stop`` or ``with``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def root(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class MockHub(LocalServer):
     """In-memory model repos served over HTTP on 127.0.0.1 (an ephemeral port)."""
 
     def __init__(self) -> None:
@@ -43,11 +78,8 @@ class MockHub:
         self._lock = threading.Lock()
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # keep pytest output clean
-                pass
 
             def do_HEAD(self) -> None:
                 hub._handle(self, "HEAD")
@@ -58,21 +90,11 @@ class MockHub:
             def do_POST(self) -> None:
                 hub._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> MockHub:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root
 
     def commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
         """Add a commit holding ``files`` (replacing the branch's previous files) and return its id."""
@@ -197,7 +219,7 @@ class MockHub:
         self._send(h, 404, b"not found")
 
 
-class ReleaseServer:
+class ReleaseServer(LocalServer):
     """Plain files over HTTP on 127.0.0.1, as a GitHub release serves them: ``GET /<path>`` -> bytes.
 
     :attr:`files` maps a path (``/download/weights/x.pt``) to what is served (change it to tamper);
@@ -209,11 +231,8 @@ class ReleaseServer:
         self.requests: list[tuple[str, str]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
 
             def do_GET(self) -> None:
                 path = unquote(urlsplit(self.path).path)
@@ -226,17 +245,7 @@ class ReleaseServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(Handler)
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
-
-    def __enter__(self) -> ReleaseServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root + path
