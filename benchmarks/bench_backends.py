@@ -38,6 +38,7 @@ import torch
 
 from universeg_plus import create_model
 from universeg_plus.backends.export import example_inputs
+from universeg_plus.devices import cpu_model
 
 EAGER = ("pairwise", "split", "torch.compile", "onnxruntime")
 TVM_LEVELS = ("tvm-O0", "tvm-O1", "tvm-O2", "tvm-O3")
@@ -255,7 +256,7 @@ def main() -> None:
         rows.append(row)
     machine = {
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "threads": args.threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -284,16 +285,6 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     args.out.with_suffix(".md").write_text(_markdown(result, args.sizes))
     print(_markdown(result, args.sizes))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _markdown(result: dict, sizes: list[int]) -> str:

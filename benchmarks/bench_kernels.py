@@ -37,6 +37,7 @@ from universeg_plus import create_model
 from universeg_plus.backends.export import export_relax
 from universeg_plus.backends.levels import fuse_passes
 from universeg_plus.backends.targets import describe_target, resolve_target
+from universeg_plus.devices import cpu_model
 from universeg_plus.nn import make_activation
 
 log = logging.getLogger("bench_kernels")
@@ -205,7 +206,7 @@ def main() -> None:
         log.info("round %d done", r)
     result = {
         "machine": {
-            "cpu_model": _cpu_model(),
+            "cpu_model": cpu_model(),
             "threads": args.threads,
             "target": describe_target(target),
             "torch": torch.__version__,
@@ -271,16 +272,6 @@ def _versions() -> dict[str, str]:
         except ImportError:
             pass
     return out
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

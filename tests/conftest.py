@@ -28,3 +28,12 @@ torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """A random-weight ``universeg-tiny`` (built under seed 0) in eval mode, one per test module."""
+    from universeg_plus import create_model
+
+    torch.manual_seed(0)
+    return create_model("universeg-tiny").eval()

@@ -31,7 +31,42 @@ def etag_of(filename: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest() if filename.endswith(".safetensors") else git_blob_sha1(data)
 
 
-class MockHub:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps pytest's output clean (no access log)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (an ephemeral port) in a daemon thread: ``start``/``stop`` or ``with``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def root(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class MockHub(LocalServer):
     """In-memory model repos served over HTTP on 127.0.0.1 (an ephemeral port)."""
 
     def __init__(self) -> None:
@@ -43,11 +78,8 @@ class MockHub:
         self._lock = threading.Lock()
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # keep pytest output clean
-                pass
 
             def do_HEAD(self) -> None:
                 hub._handle(self, "HEAD")
@@ -58,21 +90,11 @@ class MockHub:
             def do_POST(self) -> None:
                 hub._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> MockHub:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root
 
     def commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
         """Add a commit holding ``files`` (replacing the branch's previous files) and return its id."""
@@ -126,14 +148,23 @@ class MockHub:
             return self._resolve(h, "/".join(parts[:2]), parts[3], "/".join(parts[4:]), head)
         self._send(h, 404, b"not found", head=head)
 
-    def _api(self, h, repo_id: str, kind: str, rev: str, head: bool) -> None:
+    def _commit_files(self, h, repo_id: str, rev: str, head: bool) -> tuple[str, dict] | None:
+        """(commit, its files) of ``repo_id`` at ``rev``; None after answering 404 when either is unknown."""
         repo = self.repos.get(repo_id)
         if repo is None:
-            return self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
+            self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
+            return None
         commit = self._resolve_rev(repo, rev)
         if commit is None:
-            return self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
-        files = repo["commits"][commit]
+            self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
+            return None
+        return commit, repo["commits"][commit]
+
+    def _api(self, h, repo_id: str, kind: str, rev: str, head: bool) -> None:
+        found = self._commit_files(h, repo_id, rev, head)
+        if found is None:
+            return None
+        commit, files = found
         if kind == "revision":
             return self._json(h, {"id": repo_id, "sha": commit, "siblings": [{"rfilename": f} for f in sorted(files)]})
         tree = []
@@ -145,13 +176,10 @@ class MockHub:
         self._json(h, tree)
 
     def _resolve(self, h, repo_id: str, rev: str, filename: str, head: bool) -> None:
-        repo = self.repos.get(repo_id)
-        if repo is None:
-            return self._error(h, "RepoNotFound", f"Repository {repo_id} not found", head)
-        commit = self._resolve_rev(repo, rev)
-        if commit is None:
-            return self._error(h, "RevisionNotFound", f"Invalid rev id: {rev}", head)
-        files = repo["commits"][commit]
+        found = self._commit_files(h, repo_id, rev, head)
+        if found is None:
+            return None
+        commit, files = found
         if filename not in files:
             return self._error(h, "EntryNotFound", f"{filename} does not exist at {rev}", head, commit)
         data = files[filename]
@@ -191,7 +219,7 @@ class MockHub:
         self._send(h, 404, b"not found")
 
 
-class ReleaseServer:
+class ReleaseServer(LocalServer):
     """Plain files over HTTP on 127.0.0.1, as a GitHub release serves them: ``GET /<path>`` -> bytes.
 
     :attr:`files` maps a path (``/download/weights/x.pt``) to what is served (change it to tamper);
@@ -203,11 +231,8 @@ class ReleaseServer:
         self.requests: list[tuple[str, str]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
 
             def do_GET(self) -> None:
                 path = unquote(urlsplit(self.path).path)
@@ -220,17 +245,7 @@ class ReleaseServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(Handler)
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
-
-    def __enter__(self) -> ReleaseServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root + path

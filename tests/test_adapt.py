@@ -14,12 +14,6 @@ from universeg_plus.predictor import Predictor
 from universeg_plus.support import SupportSet
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
-
-
 def _support(n: int = 4, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy images with one bright square each; the mask is the square."""
     g = torch.Generator().manual_seed(seed)

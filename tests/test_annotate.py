@@ -13,12 +13,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 
-from universeg_plus import create_model
 from universeg_plus.annotate import (
     AnnotationSession,
     SessionLocked,
@@ -33,12 +31,6 @@ from universeg_plus.annotate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
 
 
 def _disc(shape, centre, radius):

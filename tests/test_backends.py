@@ -28,12 +28,6 @@ SIZE = (32, 32)
 
 
 @pytest.fixture(scope="module")
-def model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
-
-
-@pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tvm_cache")
 

@@ -17,10 +17,8 @@ import re
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -29,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hub_server import LocalServer, QuietHandler
 from universeg_plus.data.public import build_tasks, load_manifest
 from universeg_plus.data.public.archives import deb_member
 from universeg_plus.data.public.recipes import decode_mask
@@ -38,17 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = load_manifest()
 
 
-class FileServer:
+class FileServer(LocalServer):
     """Serves ``answer(path) -> bytes | None`` on 127.0.0.1 (None: 404) and records every request path."""
 
     def __init__(self, answer: Callable[[str], bytes | None]) -> None:
         self.requests: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = unquote(self.path)
                 server.requests.append(path)
@@ -59,17 +55,11 @@ class FileServer:
                 if body is not None:
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
-    def __enter__(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def url(self) -> str:
+        return self.root
 
 
 def _png(arr: np.ndarray, fmt: str = "PNG") -> bytes:

@@ -11,7 +11,6 @@ import torch
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 from task_folders import make_task
 
-from universeg_plus import create_model
 from universeg_plus.adapt import in_context_probabilities
 from universeg_plus.data.tasks import load_task_root
 from universeg_plus.evaluation import EvalSettings, evaluate, make_episodes, native_tasks, to_original_size
@@ -33,12 +32,6 @@ def root(tmp_path_factory) -> Path:
     make_task(r, "alpha", n=8, size=(40, 48), labels=1, seed=1)  # masks {0, 1}: usable as binary mask files
     make_task(r, "beta", n=6, size=(44, 36), labels=2, binary_tasks={"both": [1, 2]}, seed=2)
     return r
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
 
 
 def test_native_tasks_hold_the_files(root) -> None:

@@ -4,18 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from universeg_plus import create_model
 from universeg_plus.inferers import Resize, Slices, Tiles
 from universeg_plus.predictor import Predictor
 from universeg_plus.windows import blend_windows, fuse, window_grid
 
 WINDOW = (32, 32)  # universeg-tiny's input size
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
 
 
 def _pairs(n=3, shape=(50, 70), seed=0):

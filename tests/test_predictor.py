@@ -13,12 +13,6 @@ from universeg_plus.predictor import Prediction, Predictor, segment
 from universeg_plus.support import SupportSet, preprocess_image
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
-
-
 def _support(n=6, shape=(60, 70), labels=(1,), seed=0):
     rng = np.random.default_rng(seed)
     images, masks = [], []

@@ -2,20 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 
-from universeg_plus import create_model
 from universeg_plus.factory import load_model
 from universeg_plus.hub import save_pretrained
 from universeg_plus.predictor import Predictor
 from universeg_plus.support import SupportSet
 from universeg_plus.uncertainty import Calibration, ModelCalibration, model_calibration
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("universeg-tiny").eval()
 
 
 def _pairs(n=5, shape=(40, 52), seed=0):

@@ -7,9 +7,12 @@ model name. A device that does not exist here is refused in one wording.
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
-__all__ = ["AUTO", "resolve_device"]
+__all__ = ["AUTO", "cpu_model", "resolve_device"]
 
 AUTO = "auto"
 
@@ -51,3 +54,14 @@ def resolve_device(device: str | torch.device | None = AUTO) -> torch.device | N
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"device {str(device)!r} was asked for, but MPS is not available here; use 'cpu' or 'auto'")
     return dev
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (``/proc/cpuinfo``'s ``model name``, else what ``platform`` says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -29,11 +29,17 @@ __all__ = [
     "specificity",
 ]
 
-def _as_bool(x: Any, name: str) -> torch.Tensor:
+def _as_tensor(x: Any, name: str, expected: str) -> torch.Tensor:
+    """``x`` (a tensor, or a numpy array shared without copying when contiguous) as a tensor; TypeError otherwise."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray (..., H, W), got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray {expected}, got {type(x).__name__}")
+    return x
+
+
+def _as_bool(x: Any, name: str) -> torch.Tensor:
+    x = _as_tensor(x, name, "(..., H, W)")
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (..., H, W), got {tuple(x.shape)}")
     if x.dtype == torch.bool:
@@ -201,10 +207,7 @@ def compute_metrics(
 
 
 def _labels(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray label map, got {type(x).__name__}")
+    x = _as_tensor(x, name, "label map")
     if x.ndim < 2:
         raise ValueError(f"{name} must be a label map (H, W), (D, H, W) or N-D, got shape {tuple(x.shape)}")
     if x.is_floating_point() and not bool((x == x.round()).all()):

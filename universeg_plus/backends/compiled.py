@@ -201,17 +201,21 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
             )
 
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    # what was built, for whom: part of the cache key and stored beside the library
+    build = {
+        "level": level,
+        "target": target_text,
+        "batch_size": batch_size,
+        "support_size": support_size,
+        "image_size": [h, w],
+        "tvm": tvm.__version__,
+    }
     key = cache_key(
         weights=weights_digest(model),
         config=model.config.model_dump(mode="json"),
-        batch_size=batch_size,
-        support_size=support_size,
-        image_size=(h, w),
-        level=level,
         pipeline=PIPELINE_REVISION,
-        target=target_text,
-        tvm=tvm.__version__,
         tuning_db=db_digest,
+        **build,
     )
     lib = load_entry(cdir, key) if use_cache else None
     from_cache = lib is not None
@@ -221,15 +225,7 @@ def compile(  # noqa: A001  (public name asked for by the API: universeg_plus.co
         log.info("building %s for %s (B=%d, S=%s, %dx%d)", level, target_text, batch_size, support_size, h, w)
         executable = tvm.compile(mod, target=tgt, relax_pipeline=build_pipeline(level, tgt, database))
         if use_cache:
-            info = {
-                "level": level,
-                "target": target_text,
-                "batch_size": batch_size,
-                "support_size": support_size,
-                "image_size": [h, w],
-                "tvm": tvm.__version__,
-            }
-            lib_path = store_entry(cdir, key, executable, info)
+            lib_path = store_entry(cdir, key, executable, dict(build))
             lib = load_entry(cdir, key)
         else:
             lib = executable

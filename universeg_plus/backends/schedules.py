@@ -123,6 +123,17 @@ def _root_blocks(sch: s_tir.Schedule) -> list[s_tir.schedule.SBlockRV]:
     return list(sch.get_child_blocks(sch.get_sblock("root")))
 
 
+def _around_reduction(sch: s_tir.Schedule) -> tuple[list, s_tir.schedule.SBlockRV, list] | None:
+    """``(producers, reduction, epilogue)``: the root blocks before, at and after the kernel's one
+    reduction block; ``None`` unless it has exactly one."""
+    blocks = _root_blocks(sch)
+    reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
+    if len(reductions) != 1:
+        return None
+    i = reductions[0]
+    return blocks[:i], blocks[i], blocks[i + 1 :]
+
+
 def _vectorize_innermost(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, lanes: int) -> None:
     """Vectorise the innermost loop of ``block`` (split into ``lanes`` when longer and divisible)."""
     loops = sch.get_loops(block)
@@ -195,12 +206,10 @@ def _is_var(expr: tirx.Expr, var: tirx.Var) -> bool:
 
 def _match_conv2d(sch: s_tir.Schedule) -> _Conv2dMatch | None:
     """The NCHW conv2d kernel structure: spatial producers, one conv block, spatial epilogue."""
-    blocks = _root_blocks(sch)
-    reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
-    if len(reductions) != 1:
+    found = _around_reduction(sch)
+    if found is None:
         return None
-    i = reductions[0]
-    conv = blocks[i]
+    producers, conv, epilogue = found
     stmt = sch.get(conv)
     if not stmt.name_hint.startswith("conv2d_nchw"):
         return None
@@ -227,13 +236,41 @@ def _match_conv2d(sch: s_tir.Schedule) -> _Conv2dMatch | None:
     loops = sch.get_loops(conv)
     if any(_extent(sch, lp) is None for lp in loops[1:]):
         return None  # only the batch may be symbolic
-    producers, epilogue = blocks[:i], blocks[i + 1 :]
     if not all(_is_spatial(sch, b) for b in producers + epilogue):
         return None
     return _Conv2dMatch(conv=conv, data=data.source, producers=producers, epilogue=epilogue)
 
 
-class Conv2dNCHW(ScheduleRule):
+class _CpuRule(ScheduleRule):
+    """A DLight rule for CPU (LLVM) targets: :meth:`apply` builds the schedule and hands it to
+    :meth:`_rewrite`, which returns ``False`` when the kernel is not its kind; a ``ScheduleError``
+    while rewriting (a kernel this rule cannot host) also gives ``None``, leaving it to other rules.
+    """
+
+    _label: str = "schedule"
+
+    def is_target_available(self, target: Target) -> bool:
+        """CPU (LLVM) targets only."""
+        return _is_cpu(target)
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        """The scheduled ``func``, or ``None`` when this rule does not match it."""
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        try:
+            if not self._rewrite(sch, target):
+                return None
+        except ScheduleError as exc:
+            log.debug("%s rule does not apply: %s", self._label, str(exc).splitlines()[0])
+            return None
+        return sch
+
+    def _rewrite(self, sch: s_tir.Schedule, target: Target) -> bool:
+        raise NotImplementedError
+
+
+class Conv2dNCHW(_CpuRule):
     """Register-tiled, vectorised, parallel direct convolution for NCHW ``conv2d`` kernels on CPUs.
 
     Tensors: data ``(N, C, H, W)`` (padded by its own stage), weight ``(O, C, KH, KW)``, output
@@ -248,24 +285,15 @@ class Conv2dNCHW(ScheduleRule):
         self.oc_block = oc_block
         self.w_block = w_block
 
-    def is_target_available(self, target: Target) -> bool:
-        """CPU (LLVM) targets only."""
-        return _is_cpu(target)
+    _label = "conv2d"
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        """The scheduled ``func``, or ``None`` when it is not an NCHW conv2d kernel."""
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
+    def _rewrite(self, sch: s_tir.Schedule, target: Target) -> bool:
+        """Schedules an NCHW conv2d kernel; ``False`` for any other kernel."""
         match = _match_conv2d(sch)
         if match is None:
-            return None
-        try:
-            self._schedule(sch, match, vector_unit(target))
-        except ScheduleError as exc:  # an epilogue this tiling cannot host: leave it to other rules
-            log.debug("conv2d rule does not apply: %s", str(exc).splitlines()[0])
-            return None
-        return sch
+            return False
+        self._schedule(sch, match, vector_unit(target))
+        return True
 
     def _schedule(self, sch: s_tir.Schedule, match: _Conv2dMatch, unit: VectorUnit) -> None:
         conv = match.conv
@@ -315,7 +343,7 @@ def _inputs(stmt: s_tir.SBlock) -> list:
     return [r for r in stmt.reads if not r.source.same_as(out)]
 
 
-class OuterReduction(ScheduleRule):
+class OuterReduction(_CpuRule):
     """Reductions whose inputs are read along the innermost *spatial* axis, on CPUs.
 
     ``mean`` over the support axis ``(1, S, C, H, W) -> (1, 1, C, H, W)`` (unit stride): the
@@ -328,32 +356,20 @@ class OuterReduction(ScheduleRule):
     norms) are left to DLight's ``Reduction``.
     """
 
-    def is_target_available(self, target: Target) -> bool:
-        """CPU (LLVM) targets only."""
-        return _is_cpu(target)
+    _label = "outer-reduction"
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        """The scheduled ``func``, or ``None`` when it is not such a reduction."""
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        blocks = _root_blocks(sch)
-        reductions = [i for i, b in enumerate(blocks) if not _is_spatial(sch, b)]
-        if len(reductions) != 1:
-            return None
-        i = reductions[0]
-        red = blocks[i]
-        producers, epilogue = blocks[:i], blocks[i + 1 :]
+    def _rewrite(self, sch: s_tir.Schedule, target: Target) -> bool:
+        """Schedules such a reduction; ``False`` for any other kernel."""
+        found = _around_reduction(sch)
+        if found is None:
+            return False
+        producers, red, epilogue = found
         if not self._matches(sch, red) or len(epilogue) > 1:
-            return None
-        try:
-            for block in producers:
-                sch.compute_inline(block)
-            self._schedule(sch, red, epilogue[0] if epilogue else None, vector_unit(target).lanes(32))
-        except ScheduleError as exc:
-            log.debug("outer-reduction rule does not apply: %s", str(exc).splitlines()[0])
-            return None
-        return sch
+            return False
+        for block in producers:
+            sch.compute_inline(block)
+        self._schedule(sch, red, epilogue[0] if epilogue else None, vector_unit(target).lanes(32))
+        return True
 
     @staticmethod
     def _matches(sch: s_tir.Schedule, red: s_tir.schedule.SBlockRV) -> bool:
@@ -419,25 +435,20 @@ class OuterReduction(ScheduleRule):
 # injective kernels
 
 
-class Injective(ScheduleRule):
+class Injective(_CpuRule):
     """Kernels without reductions (reshape, concat, resize, elementwise chains) on CPUs.
 
     Producers are inlined where TVM allows; each remaining block gets its outer loops fused and
     parallel (static loops inside a symbolic one) and its innermost loop vectorised.
     """
 
-    def is_target_available(self, target: Target) -> bool:
-        """CPU (LLVM) targets only."""
-        return _is_cpu(target)
+    _label = "injective"
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        """The scheduled ``func``, or ``None`` when it has a reduction."""
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
+    def _rewrite(self, sch: s_tir.Schedule, target: Target) -> bool:
+        """Schedules a kernel without reductions; ``False`` when it has one."""
         blocks = _root_blocks(sch)
         if not blocks or not all(_is_spatial(sch, b) for b in blocks):
-            return None
+            return False
         lanes = vector_unit(target).lanes(32)
         remaining = list(blocks)
         progress = True
@@ -451,14 +462,10 @@ class Injective(ScheduleRule):
                 remaining.remove(block)
                 progress = True
                 break
-        try:
-            for block in remaining:
-                if sch.get_loops(block):
-                    _schedule_elementwise(sch, block, lanes)
-        except ScheduleError as exc:
-            log.debug("injective rule does not apply: %s", str(exc).splitlines()[0])
-            return None
-        return sch
+        for block in remaining:
+            if sch.get_loops(block):
+                _schedule_elementwise(sch, block, lanes)
+        return True
 
 
 def cpu_rules() -> list[ScheduleRule]:

@@ -15,6 +15,7 @@ from ..io.images import file_stem
 from ..io.inputs import MAX_LABELS
 from ._device import add_device_argument
 from ._flags import cli_message
+from ._predict_args import add_prediction_arguments
 from ._types import positive_int as _positive
 
 COMMAND = "segment"
@@ -88,25 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-labels", type=_positive, default=MAX_LABELS, metavar="N",
         help=f"most labels a support mask may hold; more looks like an image given as a mask (default: {MAX_LABELS})",
     )
-    parser.add_argument(
-        "--ensemble", type=_positive, default=1, metavar="N",
-        help="average the probabilities over N different random support subsets (default: 1)",
-    )
-    parser.add_argument(
-        "--support-size", type=_positive, default=None, metavar="K",
-        help="examples per support subset (default: all; half of them when --ensemble > 1)",
-    )
+    add_prediction_arguments(parser)
     parser.add_argument(
         "--axis", type=int, default=2, choices=(0, 1, 2), metavar="A",
         help="slicing axis for volumes, targets and support alike (0, 1 or 2; default: 2)",
     )
-    parser.add_argument(
-        "--threshold", type=float, default=0.5, help="foreground probability cut-off in (0, 1) (default: 0.5)"
-    )
-    parser.add_argument(
-        "--flips", action="store_true", help="test-time flips: also predict on flipped inputs and average"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the support-subset draw (default: 0)")
     parser.add_argument(
         "--samples", type=_positive, default=1, metavar="K",
         help="draw K plausible masks (support subsets + paired augmentations); the mask is their mean's (default: 1)",

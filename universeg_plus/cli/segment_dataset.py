@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from ..io.inputs import MAX_LABELS
+from ._predict_args import add_prediction_arguments
 from ._types import positive_int as _positive
 
 COMMAND = "segment-dataset"
@@ -87,11 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--random-weights", action="store_true", help="allow a --model without pretrained weights (meaningless masks)"
     )
     pred.add_argument("--device", default=None, help="torch device of the workers (default: their Ray GPU, else cpu)")
-    pred.add_argument("--ensemble", type=_positive, default=1, metavar="N", help="random support subsets averaged (default: 1)")
-    pred.add_argument("--support-size", type=_positive, default=None, metavar="K", help="examples per subset (default: all)")
-    pred.add_argument("--threshold", type=float, default=0.5, help="foreground probability cut-off in (0, 1) (default: 0.5)")
-    pred.add_argument("--flips", action="store_true", help="test-time flips, averaged")
-    pred.add_argument("--seed", type=int, default=0, help="seed of the support-subset draw (default: 0)")
+    add_prediction_arguments(pred)
     pred.add_argument(
         "--axis", type=int, default=2, choices=(0, 1, 2), metavar="A", help="slicing axis of volumes (default: 2)"
     )

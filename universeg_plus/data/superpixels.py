@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .task_source import TaskSource
+
 __all__ = ["SuperpixelTaskSource", "load_image_folder", "superpixels"]
 
 
@@ -77,7 +79,7 @@ def superpixels(
     return assign.view(n, h, w)
 
 
-class SuperpixelTaskSource:
+class SuperpixelTaskSource(TaskSource):
     """Binary pseudo-tasks from a pool of unlabelled images.
 
     Args:
@@ -97,20 +99,13 @@ class SuperpixelTaskSource:
         self.images = images.float()
         self.n_segments, self.merge_prob, self.compactness = n_segments, merge_prob, compactness
 
-    def __call__(
-        self,
-        num_tasks: int,
-        num_images: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        host_generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images, masks)``, each ``(B, N, 1, H, W)``: every task is one image repeated N times.
+    def _default_generator(self) -> torch.Generator:
+        return torch.Generator(device=self.images.device)
 
-        ``host_generator`` is accepted for interface parity with the synthetic generator (unused).
-        """
-        g = generator if generator is not None else torch.Generator(device=self.images.device)
-        dev = torch.device(device) if device is not None else g.device
+    def _generate(
+        self, num_tasks: int, num_images: int, g: torch.Generator, dev: torch.device, hg: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every task is one image repeated N times (``hg`` unused: nothing is drawn on the host)."""
         pick = torch.randint(self.images.shape[0], (num_tasks,), generator=g, device=g.device).to(
             self.images.device
         )

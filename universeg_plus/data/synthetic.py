@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .filters import gaussian_blur, smooth_noise
+from .task_source import TaskSource
 
 __all__ = ["SyntheticConfig", "SyntheticTaskGenerator"]
 
@@ -70,7 +71,7 @@ def _uniform(n: int, rng: tuple[float, float], g: torch.Generator, device: torch
     return rng[0] + (rng[1] - rng[0]) * torch.rand(n, generator=g, device=device)
 
 
-class SyntheticTaskGenerator:
+class SyntheticTaskGenerator(TaskSource):
     """Callable generator of synthetic binary tasks; see the module docstring.
 
     Args:
@@ -84,32 +85,10 @@ class SyntheticTaskGenerator:
         self.size = (int(size[0]), int(size[1]))
         self.config = config or SyntheticConfig()
 
-    def __call__(
-        self,
-        num_tasks: int,
-        num_images: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        host_generator: torch.Generator | None = None,
+    def _generate(
+        self, num_tasks: int, num_images: int, g: torch.Generator, dev: torch.device, hg: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Generate ``num_tasks`` tasks of ``num_images`` (image, mask) pairs each.
-
-        Args:
-            num_tasks: B, tasks to draw.
-            num_images: N, pairs per task.
-            generator: Randomness (a fresh unseeded one if ``None``); output device defaults to its device.
-            device: Output device.
-            host_generator: CPU generator for the few per-call scalars (field scales), so a CUDA
-                ``generator`` needs no device sync; defaults to ``generator``.
-
-        Returns:
-            ``images (B, N, 1, H, W)`` float32 in [0, 1] and ``masks (B, N, 1, H, W)`` float32 in {0, 1}.
-        """
-        if num_tasks < 1 or num_images < 1:
-            raise ValueError(f"num_tasks and num_images must be >= 1, got {num_tasks}, {num_images}")
-        g = generator if generator is not None else torch.Generator()
-        dev = torch.device(device) if device is not None else g.device
-        hg = host_generator if host_generator is not None else g
+        """See :meth:`TaskSource.__call__`; ``hg`` draws the per-call field scales."""
         cfg = self.config
         b, n, (h, w) = num_tasks, num_images, self.size
         bn = b * n

@@ -45,13 +45,10 @@ __all__ = [
     "write_report",
 ]
 
+# what identifies one evaluated setting: the first columns of every record and summary row
+_SETTING_FIELDS = ["task", "dataset", "method", "requested_support", "support_size", "ensemble"]
 RECORD_FIELDS = [
-    "task",
-    "dataset",
-    "method",
-    "requested_support",
-    "support_size",
-    "ensemble",
+    *_SETTING_FIELDS,
     "target",
     "stem",
     "dice",
@@ -61,12 +58,7 @@ RECORD_FIELDS = [
     "hd95",
 ]
 SUMMARY_FIELDS = [
-    "task",
-    "dataset",
-    "method",
-    "requested_support",
-    "support_size",
-    "ensemble",
+    *_SETTING_FIELDS,
     "n_targets",
     "dice_mean",
     "dice_std",

@@ -11,12 +11,13 @@ fields as severity 2, only more strongly. ``t.apply(x, params)`` is deterministi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
 
-__all__ = ["Kind", "Params", "Perturbation", "check_severity"]
+__all__ = ["Kind", "Params", "Perturbation", "check_integer", "check_number", "check_severity"]
 
 Params = dict[str, torch.Tensor]
 Kind = Literal["image", "mask"]
@@ -37,17 +38,31 @@ def check_probability(p: Any) -> float:
     return float(p)
 
 
-def check_non_negative(name: str, value: Any, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value) >= 0.0:
-        raise ValueError(f"{owner}: {name} must be a number >= 0, got {value!r}")
-    return float(value)
+def check_number(
+    name: str, value: Any, owner: str, low: float = 0.0, high: float | None = None, *, high_open: bool = False
+) -> float:
+    """A constructor argument as a float in ``[low, high]`` (``[low, high)`` with ``high_open``; no upper
+    bound without ``high``); ValueError naming ``owner`` and the range otherwise (NaN included)."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    x = float(value) if number else math.nan
+    if not (x >= low and (high is None or (x < high if high_open else x <= high))):
+        span = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: {name} must be a number {span}, got {value!r}")
+    return x
+
+
+def check_integer(name: str, value: Any, owner: str, low: int) -> int:
+    """A constructor argument as an int ``>= low`` (bools refused); ValueError naming ``owner`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
+    return value
 
 
 class Perturbation:
     """Base class of every corruption.
 
-    Subclasses set ``SEVERITY`` (five parameter dicts, mildest first, each entry's values at least as
-    strong as the previous one's), ``kind`` (``"image"`` or ``"mask"``) and implement
+    Subclasses set ``ARGS`` (their own constructor arguments, shown by ``repr``), ``SEVERITY`` (five
+    parameter dicts, mildest first, each entry's values at least as strong as the previous one's), ``kind`` (``"image"`` or ``"mask"``) and implement
     ``_draw(n, h, w, generator) -> Params`` (CPU tensors with first dim ``n``) and
     ``_apply(x (n, 1, h, w) float, params) -> (n, 1, h, w)``.
 
@@ -59,6 +74,7 @@ class Perturbation:
     SEVERITY: ClassVar[tuple[Mapping[str, Any], ...]] = ()
     kind: ClassVar[Kind] = "image"
     name: ClassVar[str] = ""
+    ARGS: ClassVar[tuple[str, ...]] = ()  # the constructor arguments shown by repr, in order
 
     def __init__(self, p: float = 1.0, seed: int = 0) -> None:
         self.p = check_probability(p)
@@ -87,7 +103,7 @@ class Perturbation:
         return self
 
     def _arg_repr(self) -> str:
-        return ""
+        return ", ".join(f"{a}={getattr(self, a)}" for a in self.ARGS)
 
     def __repr__(self) -> str:
         sev = f", severity={self.severity}" if self.severity is not None else ""

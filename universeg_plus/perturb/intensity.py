@@ -8,9 +8,14 @@ from typing import ClassVar
 import torch
 
 from ..data.filters import smooth_noise
-from .base import Params, Perturbation, check_non_negative
+from .base import Params, Perturbation, check_integer, check_number
 
 __all__ = ["BiasField", "Contrast", "IntensityShift"]
+
+
+def _random_sign(n: int, g: torch.Generator) -> torch.Tensor:
+    """``(n,)`` float, each +1 or -1 with even odds."""
+    return torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0)
 
 
 class Contrast(Perturbation):
@@ -32,22 +37,16 @@ class Contrast(Perturbation):
         {"gamma": 2.1, "clip": 0.15},
     )
     name: ClassVar[str] = "contrast"
+    ARGS: ClassVar = ("gamma", "clip")
 
     def __init__(self, gamma: float = 1.5, clip: float = 0.06, p: float = 1.0, seed: int = 0) -> None:
         owner = type(self).__name__
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not float(gamma) >= 1.0:
-            raise ValueError(f"{owner}: gamma must be a number >= 1, got {gamma!r}")
-        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0.0 <= float(clip) < 0.5:
-            raise ValueError(f"{owner}: clip must be a number in [0, 0.5), got {clip!r}")
-        self.gamma = float(gamma)
-        self.clip = float(clip)
+        self.gamma = check_number("gamma", gamma, owner, low=1.0)
+        self.clip = check_number("clip", clip, owner, high=0.5, high_open=True)
         super().__init__(p, seed)
 
-    def _arg_repr(self) -> str:
-        return f"gamma={self.gamma}, clip={self.clip}"
-
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
-        return {"sign": torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0)}
+        return {"sign": _random_sign(n, g)}
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         gamma = torch.exp(params["sign"].to(x) * math.log(self.gamma)).view(-1, 1, 1, 1)
@@ -66,16 +65,14 @@ class IntensityShift(Perturbation):
 
     SEVERITY: ClassVar = tuple({"offset": v} for v in (0.05, 0.10, 0.15, 0.20, 0.30))
     name: ClassVar[str] = "intensity_shift"
+    ARGS: ClassVar = ("offset",)
 
     def __init__(self, offset: float = 0.15, p: float = 1.0, seed: int = 0) -> None:
-        self.offset = check_non_negative("offset", offset, type(self).__name__)
+        self.offset = check_number("offset", offset, type(self).__name__)
         super().__init__(p, seed)
 
-    def _arg_repr(self) -> str:
-        return f"offset={self.offset}"
-
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
-        return {"sign": torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0)}
+        return {"sign": _random_sign(n, g)}
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         return x + (params["sign"].to(x) * self.offset).view(-1, 1, 1, 1)
@@ -95,17 +92,13 @@ class BiasField(Perturbation):
 
     SEVERITY: ClassVar = tuple({"strength": v} for v in (0.1, 0.2, 0.3, 0.45, 0.6))
     name: ClassVar[str] = "bias_field"
+    ARGS: ClassVar = ("strength", "cells")
 
     def __init__(self, strength: float = 0.3, cells: int = 4, p: float = 1.0, seed: int = 0) -> None:
         owner = type(self).__name__
-        self.strength = check_non_negative("strength", strength, owner)
-        if isinstance(cells, bool) or not isinstance(cells, int) or cells < 2:
-            raise ValueError(f"{owner}: cells must be an integer >= 2, got {cells!r}")
-        self.cells = cells
+        self.strength = check_number("strength", strength, owner)
+        self.cells = check_integer("cells", cells, owner, low=2)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"strength={self.strength}, cells={self.cells}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         field = smooth_noise(n, (h, w), self.cells, generator=g)

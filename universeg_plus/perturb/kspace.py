@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Params, Perturbation, check_non_negative, check_probability
+from .base import Params, Perturbation, check_number
 
 __all__ = ["Ghosting", "Motion"]
 
@@ -38,18 +38,13 @@ class Motion(Perturbation):
         {"fraction": 0.35, "max_shift": 0.06},
     )
     name: ClassVar[str] = "motion"
+    ARGS: ClassVar = ("fraction", "max_shift")
 
     def __init__(self, fraction: float = 0.15, max_shift: float = 0.03, p: float = 1.0, seed: int = 0) -> None:
         owner = type(self).__name__
-        try:
-            self.fraction = check_probability(fraction)
-        except ValueError:
-            raise ValueError(f"{owner}: fraction must be a number in [0, 1], got {fraction!r}") from None
-        self.max_shift = check_non_negative("max_shift", max_shift, owner)
+        self.fraction = check_number("fraction", fraction, owner, high=1.0)
+        self.max_shift = check_number("max_shift", max_shift, owner)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"fraction={self.fraction}, max_shift={self.max_shift}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         lines = torch.rand(n, h, generator=g) < self.fraction
@@ -80,16 +75,11 @@ class Ghosting(Perturbation):
 
     SEVERITY: ClassVar = tuple({"intensity": v} for v in (0.15, 0.3, 0.45, 0.6, 0.8))
     name: ClassVar[str] = "ghosting"
+    ARGS: ClassVar = ("intensity",)
 
     def __init__(self, intensity: float = 0.45, p: float = 1.0, seed: int = 0) -> None:
-        try:
-            self.intensity = check_probability(intensity)
-        except ValueError:
-            raise ValueError(f"Ghosting: intensity must be a number in [0, 1], got {intensity!r}") from None
+        self.intensity = check_number("intensity", intensity, type(self).__name__, high=1.0)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"intensity={self.intensity}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         return {

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 
 from ..data.filters import dilate, erode
-from .base import Params, Perturbation, check_probability
+from .base import Params, Perturbation, check_integer, check_number
 
 __all__ = ["LabelNoise"]
 
@@ -33,20 +33,13 @@ class LabelNoise(Perturbation):
     )
     kind: ClassVar = "mask"
     name: ClassVar[str] = "label_noise"
+    ARGS: ClassVar = ("iterations", "drop")
 
     def __init__(self, iterations: int = 3, drop: float = 0.1, p: float = 1.0, seed: int = 0) -> None:
         owner = type(self).__name__
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-            raise ValueError(f"{owner}: iterations must be an integer >= 0, got {iterations!r}")
-        try:
-            self.drop = check_probability(drop)
-        except ValueError:
-            raise ValueError(f"{owner}: drop must be a probability in [0, 1], got {drop!r}") from None
-        self.iterations = iterations
+        self.iterations = check_integer("iterations", iterations, owner, low=0)
+        self.drop = check_number("drop", drop, owner, high=1.0)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"iterations={self.iterations}, drop={self.drop}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         grow = torch.rand(n, generator=g) < 0.5

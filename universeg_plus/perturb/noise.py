@@ -6,14 +6,29 @@ from typing import ClassVar
 
 import torch
 
-from .base import Params, Perturbation, check_non_negative
+from .base import Params, Perturbation, check_number
 
 __all__ = ["GaussianNoise", "RicianNoise"]
 
 _STD = (0.02, 0.04, 0.07, 0.10, 0.15)
 
 
-class GaussianNoise(Perturbation):
+class _PixelNoise(Perturbation):
+    """Noise of standard deviation ``std`` drawn per pixel in ``_CHANNELS`` Gaussian channels."""
+
+    SEVERITY: ClassVar = tuple({"std": s} for s in _STD)
+    ARGS: ClassVar = ("std",)
+    _CHANNELS: ClassVar[int] = 1
+
+    def __init__(self, std: float = 0.05, p: float = 1.0, seed: int = 0) -> None:
+        self.std = check_number("std", std, type(self).__name__)
+        super().__init__(p, seed)
+
+    def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
+        return {"noise": torch.randn(n, self._CHANNELS, h, w, generator=g) * self.std}
+
+
+class GaussianNoise(_PixelNoise):
     """``x + std * n``, ``n ~ N(0, 1)`` per pixel, clipped to [0, 1].
 
     Args:
@@ -22,24 +37,13 @@ class GaussianNoise(Perturbation):
         seed: Generator seed.
     """
 
-    SEVERITY: ClassVar = tuple({"std": s} for s in _STD)
     name: ClassVar[str] = "gaussian_noise"
-
-    def __init__(self, std: float = 0.05, p: float = 1.0, seed: int = 0) -> None:
-        self.std = check_non_negative("std", std, type(self).__name__)
-        super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"std={self.std}"
-
-    def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
-        return {"noise": torch.randn(n, 1, h, w, generator=g) * self.std}
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         return x + params["noise"].to(x.dtype)
 
 
-class RicianNoise(Perturbation):
+class RicianNoise(_PixelNoise):
     """Rician noise: ``sqrt((x + std * n1)^2 + (std * n2)^2)``, the magnitude of a complex MR signal
     with Gaussian noise in both channels; clipped to [0, 1]. It also brightens dark regions.
 
@@ -49,18 +53,8 @@ class RicianNoise(Perturbation):
         seed: Generator seed.
     """
 
-    SEVERITY: ClassVar = tuple({"std": s} for s in _STD)
     name: ClassVar[str] = "rician_noise"
-
-    def __init__(self, std: float = 0.05, p: float = 1.0, seed: int = 0) -> None:
-        self.std = check_non_negative("std", std, type(self).__name__)
-        super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"std={self.std}"
-
-    def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
-        return {"noise": torch.randn(n, 2, h, w, generator=g) * self.std}
+    _CHANNELS: ClassVar[int] = 2
 
     def _apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         noise = params["noise"].to(x.dtype)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.filters import gaussian_blur
-from .base import Params, Perturbation, check_non_negative
+from .base import Params, Perturbation, check_number
 
 __all__ = ["GaussianBlur", "ResolutionLoss"]
 
@@ -25,13 +25,11 @@ class GaussianBlur(Perturbation):
 
     SEVERITY: ClassVar = tuple({"sigma": v} for v in (0.5, 1.0, 1.5, 2.0, 3.0))
     name: ClassVar[str] = "gaussian_blur"
+    ARGS: ClassVar = ("sigma",)
 
     def __init__(self, sigma: float = 1.5, p: float = 1.0, seed: int = 0) -> None:
-        self.sigma = check_non_negative("sigma", sigma, type(self).__name__)
+        self.sigma = check_number("sigma", sigma, type(self).__name__)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"sigma={self.sigma}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         return {"sigma": torch.full((n,), self.sigma)}
@@ -53,17 +51,11 @@ class ResolutionLoss(Perturbation):
 
     SEVERITY: ClassVar = tuple({"factor": v} for v in (1.5, 2.0, 3.0, 4.0, 6.0))
     name: ClassVar[str] = "resolution_loss"
+    ARGS: ClassVar = ("factor",)
 
     def __init__(self, factor: float = 3.0, p: float = 1.0, seed: int = 0) -> None:
-        owner = type(self).__name__
-        check_non_negative("factor", factor, owner)
-        if float(factor) < 1.0:
-            raise ValueError(f"{owner}: factor must be >= 1, got {factor!r}")
-        self.factor = float(factor)
+        self.factor = check_number("factor", factor, type(self).__name__, low=1.0)
         super().__init__(p, seed)
-
-    def _arg_repr(self) -> str:
-        return f"factor={self.factor}"
 
     def _draw(self, n: int, h: int, w: int, g: torch.Generator) -> Params:
         return {}
