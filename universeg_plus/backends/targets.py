@@ -6,19 +6,14 @@ import json
 import os
 from typing import Any
 
-__all__ = ["TVM_EXTRA_HINT", "describe_target", "host_target", "require_tvm", "resolve_target"]
+from ..io.optional import require
 
-TVM_EXTRA_HINT = 'pip install "universeg-plus[tvm]"'
+__all__ = ["describe_target", "host_target", "require_tvm", "resolve_target"]
 
 
 def require_tvm() -> Any:
-    """Import and return ``tvm``; raise ``ImportError`` naming the extra when it is missing."""
-    try:
-        import tvm
-        from tvm import relax  # noqa: F401  (the Relax VM is what we need)
-    except ImportError as exc:
-        raise ImportError(f"the TVM backend needs Apache TVM >= 0.27: {TVM_EXTRA_HINT} ({exc})") from exc
-    return tvm
+    """Import and return ``tvm`` (with the Relax VM); raise ``ImportError`` naming the extra when it is missing."""
+    return require("tvm", "tvm.relax", purpose="the TVM backend needs Apache TVM >= 0.27", extra="tvm")
 
 
 def host_target() -> dict[str, Any]:

@@ -15,23 +15,19 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..io.optional import require
+
 __all__ = ["LOCAL_ONLY_ENV", "import_ray", "ray_session"]
 
 log = logging.getLogger(__name__)
 
-_EXTRA = "pip install 'universeg-plus[cluster]'"
 #: Ray's switch for multi-node mode, read at ``import ray``; "0" keeps a local instance on 127.0.0.1.
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def import_ray() -> Any:
     """``import ray`` (with Ray Data), or ImportError naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401  (the [data] part of the extra)
-    except ImportError as exc:
-        raise ImportError(f"segmenting a dataset on Ray needs ray[data]: {_EXTRA} ({exc})") from exc
-    return ray
+    return require("ray", "ray.data", purpose="segmenting a dataset on Ray needs ray[data]", extra="cluster")
 
 
 def _cluster_mode() -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io.optional import require
 from ..perturb import WHERE
 from .logic import (
     MAX_MASK_LABELS,
@@ -34,11 +35,7 @@ from .startup import ExampleFiles
 def _import_gradio() -> Any:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    try:
-        import gradio
-    except ImportError as exc:
-        raise ImportError('the demo needs gradio: pip install "universeg-plus[demo]"') from exc
-    return gradio
+    return require("gradio", purpose="the demo needs gradio", extra="demo")
 
 
 gr = _import_gradio()
