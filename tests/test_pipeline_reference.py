@@ -68,16 +68,3 @@ def test_every_reference_case_is_reproduced(ref):
         assert got.shape == expected[name].shape, name
         diff = float(np.abs(got - expected[name]).max())
         assert diff <= TOLERANCE, f"{name}: max |d| = {diff:.2e} > {TOLERANCE}"
-
-
-def test_the_deprecated_tiled_segmenter_still_gives_the_reference(ref):
-    from universeg_plus.tiling import TiledSegmenter
-
-    model, inp, expected = ref
-    images, masks = list(inp["support_images"]), list(inp["support_masks"])
-    binary = [(m == 1).astype(np.uint8) for m in masks]
-    with pytest.warns(DeprecationWarning, match="inferer=Tiles"):
-        tiler = TiledSegmenter(model, scale=1.0, overlap=0.5, windows_per_support=2)
-    tiler.set_support(images, binary)
-    for name, got in (("tiled", tiler.predict(inp["wide"])), ("tiled_mean", tiler.predict_multiscale(inp["wide"]))):
-        assert float(np.abs(got - expected[name]).max()) <= TOLERANCE, name
