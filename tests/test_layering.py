@@ -206,7 +206,7 @@ def test_no_import_cycle_lazy_imports_included():
         ("io/nifti.py", ["universeg_plus.io.images"]),
         ("predictor.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.compile"]),
         ("adapt.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
-        ("tiling.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
+        ("inferers.py", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
         ("annotate", ["universeg_plus.cli", "universeg_plus.demo", "universeg_plus.evaluation"]),
     ],
 )
