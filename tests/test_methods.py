@@ -1,0 +1,124 @@
+"""universeg_plus.methods: every method fitted to a support set, the leave-one-out choice (auto) within a
+time budget, and the per-label cache. Tiny model, 32x32 images, few training steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+
+from universeg_plus import create_model
+from universeg_plus.adapt import AdaptConfig
+from universeg_plus.metrics import dice
+from universeg_plus.methods import (
+    CHOICES,
+    METHODS,
+    MethodFits,
+    MethodSettings,
+    check_method,
+    choose_method,
+    fit_method,
+)
+from universeg_plus.supervised import BaselineConfig
+
+FAST = MethodSettings(adapt=AdaptConfig(steps=4, crop=None), unet=BaselineConfig(steps=20, width=4, depth=3))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("universeg-tiny").eval()
+
+
+def _support(n: int = 5, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dark noisy images with one bright square each; the mask is the square."""
+    g = torch.Generator().manual_seed(seed)
+    images = 0.2 * torch.rand(n, 1, size, size, generator=g)
+    masks = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        y, x = torch.randint(0, size - 12, (2,), generator=g).tolist()
+        masks[i, :, y : y + 12, x : x + 12] = 1
+        images[i, :, y : y + 12, x : x + 12] += 0.7
+    return images, masks
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_gives_probabilities(model, method) -> None:
+    images, masks = _support()
+    fitted = fit_method(method, model, images, masks, FAST, seed=0)
+    probs = fitted(images[:2])
+    assert probs.shape == (2, 1, 32, 32) and probs.dtype == torch.float32
+    assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
+    assert (fitted.seconds > 0) == (method in ("adapt", "unet", "adapt+unet"))
+
+
+def test_unet_learns_the_support_set(model) -> None:
+    images, masks = _support(6)
+    net = fit_method("unet", model, images, masks, MethodSettings(unet=BaselineConfig(steps=120, width=4, depth=3)))
+    held, held_masks = _support(3, seed=9)
+    d = dice(net(held)[:, 0] > 0.5, held_masks[:, 0] > 0.5).mean()
+    assert float(d) > 0.6, f"a U-Net trained on bright squares should find one (Dice {float(d):.3f})"
+
+
+def test_adapt_plus_unet_is_the_mean_of_its_parts(model) -> None:
+    images, masks = _support()
+    both = fit_method("adapt+unet", model, images, masks, FAST, seed=0)
+    x = images[:2]
+    expected = 0.5 * (both.parts["adapt"](x) + both.parts["unet"](x))
+    torch.testing.assert_close(both(x), expected, atol=1e-6, rtol=0)
+
+
+def test_auto_scores_every_candidate_without_a_budget(model) -> None:
+    images, masks = _support(5)
+    choice = choose_method(model, images, masks, folds=3, settings=FAST, seed=0)
+    assert set(choice.scores) == set(METHODS) and len(choice.folds) == 3 and not choice.skipped
+    assert choice.method == max(choice.scores, key=lambda m: (choice.scores[m], -METHODS.index(m)))
+    assert all(0.0 <= s <= 1.0 for s in choice.scores.values())
+    # the scores are leave-one-out Dice: recompute one by hand
+    i = choice.folds[0]
+    keep = [j for j in range(5) if j != i]
+    p = fit_method("incontext", model, images[keep], masks[keep])(images[i : i + 1])[0, 0] > 0.5
+    assert choice.fold_dice["incontext"][0] == pytest.approx(float(dice(p, masks[i, 0] > 0.5)), abs=1e-6)
+
+
+def test_auto_within_a_tight_budget_skips_the_trained_methods(model) -> None:
+    images, masks = _support(5)
+    slow = MethodSettings(adapt=AdaptConfig(steps=100_000), unet=BaselineConfig(steps=100_000))
+    choice = choose_method(model, images, masks, time_budget_s=5.0, folds=2, settings=slow)
+    assert set(choice.scores) == {"incontext", "ensemble"}
+    assert set(choice.skipped) == {"adapt", "unet", "adapt+unet"} and "budget" in choice.skipped["unet"]
+    assert choice.method in ("incontext", "ensemble") and choice.seconds < 5.0
+
+
+def test_auto_with_one_example_falls_back(model) -> None:
+    images, masks = _support(1)
+    assert choose_method(model, images, masks, settings=FAST).method == "adapt"
+    slow = MethodSettings(adapt=AdaptConfig(steps=100_000))
+    assert choose_method(model, images, masks, settings=slow, time_budget_s=2.0).method == "incontext"
+
+
+def test_method_fits_trains_once_per_label(model) -> None:
+    images, masks = _support()
+    fits = MethodFits(model, FAST, folds=2)
+    a, _ = fits.probabilities(1, images, masks, images[:1], "unet")
+    unet = fits.fitted[1]["unet"]
+    b, _ = fits.probabilities(1, images, masks, images[1:3], "unet")
+    assert fits.fitted[1]["unet"] is unet and a.shape == (1, 1, 32, 32) and b.shape == (2, 1, 32, 32)
+    p, choice = fits.probabilities(1, images, masks, images[:1], "auto", time_budget_s=600)
+    assert choice is not None and choice.method in METHODS and fits.choose(1, images, masks, 600) is choice
+
+
+def test_bad_method_arguments(model) -> None:
+    assert check_method("auto", 30) == ("auto", 30.0) and set(CHOICES) == {"auto", *METHODS}
+    with pytest.raises(ValueError, match="method must be one of"):
+        check_method("best")
+    with pytest.raises(TypeError, match="time_budget_s"):
+        check_method("auto", "10")
+    with pytest.raises(ValueError, match="time_budget_s"):
+        check_method("auto", 0)
+    images, masks = _support(3)
+    with pytest.raises(ValueError, match="candidates"):
+        choose_method(model, images, masks, candidates=("unet", "magic"))
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit_method("magic", model, images, masks)
