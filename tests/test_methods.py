@@ -3,8 +3,15 @@ time budget, and the per-label cache. Tiny model, 32x32 images, few training ste
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -20,6 +27,8 @@ from universeg_plus.methods import (
     choose_method,
     fit_method,
 )
+from universeg_plus.predictor import Predictor
+from universeg_plus.support import SupportSet
 from universeg_plus.supervised import BaselineConfig
 
 FAST = MethodSettings(adapt=AdaptConfig(steps=4, crop=None), unet=BaselineConfig(steps=20, width=4, depth=3))
@@ -122,3 +131,81 @@ def test_bad_method_arguments(model) -> None:
         choose_method(model, images, masks, candidates=("unet", "magic"))
     with pytest.raises(ValueError, match="method must be one of"):
         fit_method("magic", model, images, masks)
+
+
+# ---------------------------------------------------------------- through the Predictor and the CLI
+def _arrays(n: int = 5, size: int = 40, labels: tuple[int, ...] = (1,)):
+    rng = np.random.default_rng(0)
+    images, masks = [], []
+    for i in range(n):
+        img = rng.random((size, size)) * 40
+        m = np.zeros((size, size), np.uint8)
+        for j, lab in enumerate(labels):
+            m[4 + 2 * i + 14 * j : 14 + 2 * i + 14 * j, 6 + 3 * i : 18 + 3 * i] = lab
+        img[m > 0] += 180
+        images.append(img.astype(np.uint8))
+        masks.append(m)
+    return images, masks
+
+
+def test_predictor_unet_method_is_the_fitted_unet_at_the_image_size(model) -> None:
+    from universeg_plus.io.inputs import probabilities_to_size, standardize_image
+
+    images, masks = _arrays()
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images, masks, (32, 32)))
+    predictor.method_settings = FAST
+    pred = predictor.predict(images[0], method="unet")
+    assert pred.method == "unet" and pred.method_scores == {} and pred.probabilities.shape == (40, 40)
+    # the same U-Net (same settings and seed) applied by hand gives the same map
+    sup = predictor.support
+    net = fit_method("unet", model, sup.images, (sup.masks == 1).float(), FAST, seed=0)
+    x = standardize_image(torch.from_numpy(images[0].astype(np.float32)), (32, 32))[None, None]
+    expected = probabilities_to_size(net(x)[:, 0], (40, 40))
+    np.testing.assert_allclose(pred.probabilities, expected[0], atol=1e-5)
+    fitted = predictor._fits.fitted[1]["unet"]
+    predictor.predict_many(images[1:3], method="unet")
+    assert predictor._fits.fitted[1]["unet"] is fitted  # trained once for the support set
+    predictor.set_support(SupportSet.from_arrays(images[:3], masks[:3], (32, 32)))
+    assert predictor._fits is None  # a new support set: nothing kept
+
+
+def test_predictor_auto_reports_its_choice_per_label(model) -> None:
+    images, masks = _arrays(3, labels=(1, 2))  # 3 examples: 3 leave-one-out folds per label
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images, masks, (32, 32)))
+    predictor.method_settings = FAST
+    pred = predictor.predict(images[0], method="auto", time_budget_s=300)
+    assert pred.probabilities.shape == (2, 40, 40) and pred.mask.shape == (40, 40)
+    labels = {k.split(":")[0] for k in pred.method_scores}
+    assert labels == {"1", "2"} and all(0 <= v <= 1 for v in pred.method_scores.values())
+    chosen = [p.split(":")[1] for p in pred.method.split(", ")] if ":" in pred.method else [pred.method]
+    assert set(chosen) <= set(METHODS)
+
+
+def test_predictor_method_errors(model) -> None:
+    images, masks = _arrays(3)
+    predictor = Predictor(model).set_support(SupportSet.from_arrays(images, masks, (32, 32)))
+    with pytest.raises(ValueError, match="method must be one of"):
+        predictor.predict(images[0], method="best")
+    with pytest.raises(ValueError, match="apply to method='incontext'"):
+        predictor.predict(images[0], method="unet", ensemble=2)
+    with pytest.raises(TypeError, match="time_budget_s"):
+        predictor.predict(images[0], method="auto", time_budget_s="1 min")
+    assert predictor.predict(images[0]).method == "incontext"
+
+
+def test_segment_cli_method_auto_in_a_fresh_process(tmp_path) -> None:
+    images, masks = _arrays(4)
+    for d in ("im", "ma"):
+        (tmp_path / d).mkdir()
+    for i, (im, m) in enumerate(zip(images, masks)):
+        Image.fromarray(im).save(tmp_path / "im" / f"e{i}.png")
+        Image.fromarray(m).save(tmp_path / "ma" / f"e{i}.png")
+    common = [sys.executable, "-m", "universeg_plus", "segment", "--support-images", str(tmp_path / "im"),
+              "--support-masks", str(tmp_path / "ma"), "--target", str(tmp_path / "im" / "e0.png"),
+              "--model", "universeg-tiny", "--random-weights"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    # a budget too small for any training: auto chooses among the in-context methods
+    proc = subprocess.run([*common, "--out", str(tmp_path / "o"), "--method", "auto", "--time-budget", "0.5"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.asarray(Image.open(tmp_path / "o" / "e0.png")).shape == (40, 40)

@@ -7,7 +7,7 @@
 
 from .auto import DEFAULT_CANDIDATES, Choice, choose_method, with_steps
 from .fit import METHODS, TRAINED, Fitted, MethodSettings, fit_method
-from .session import CHOICES, MethodFits, check_method
+from .session import CHOICES, MethodEngine, MethodFits, check_method, summarize_engines
 
 __all__ = [
     "CHOICES",
@@ -16,10 +16,12 @@ __all__ = [
     "TRAINED",
     "Choice",
     "Fitted",
+    "MethodEngine",
     "MethodFits",
     "MethodSettings",
     "check_method",
     "choose_method",
     "fit_method",
+    "summarize_engines",
     "with_steps",
 ]

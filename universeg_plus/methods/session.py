@@ -15,7 +15,7 @@ from torch import nn
 from .auto import DEFAULT_CANDIDATES, Choice, choose_method
 from .fit import METHODS, Fitted, MethodSettings, fit_method
 
-__all__ = ["CHOICES", "MethodFits", "check_method"]
+__all__ = ["CHOICES", "MethodEngine", "MethodFits", "check_method", "summarize_engines"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class MethodFits:
 
     def __init__(self, model: nn.Module, settings: MethodSettings | None = None, seed: int = 0, folds: int = 4) -> None:
         self.model = model
+        self.given = settings
         self.settings = settings or MethodSettings()
         self.seed = seed
         self.folds = folds
@@ -95,3 +96,40 @@ class MethodFits:
             done[name] = fit_method(name, self.model, images, masks, self.settings, seed=self.seed, fitted=done)
             log.info("label %d: %s fitted in %.1f s", label, name, done[name].seconds)
         return done[name](targets), choice
+
+    def engine(self, label: int, method: str, time_budget_s: float | None = None) -> MethodEngine:
+        """An engine-like object for one label: an inferer's ``engine.probabilities(x, images, masks, ...)``
+        then runs ``method`` (fitted to ``images, masks`` on first use) instead of the network."""
+        return MethodEngine(self, label, method, time_budget_s)
+
+
+class MethodEngine:
+    """What the Predictor hands the :class:`~universeg_plus.inferers.Resize` inferer for ``method != "incontext"``.
+
+    Attributes:
+        used: The method that gave the maps (``auto``: the chosen one), after the first call.
+        scores: ``auto``'s leave-one-out Dice per method (else empty).
+    """
+
+    def __init__(self, fits: MethodFits, label: int, method: str, time_budget_s: float | None) -> None:
+        self.fits, self.label, self.method, self.budget = fits, label, method, time_budget_s
+        self.used = method
+        self.scores: dict[str, float] = {}
+
+    def probabilities(self, x: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, *_: object) -> torch.Tensor:
+        """``(N, H, W)`` foreground probabilities of targets ``x (N, 1, H, W)`` given the label's support."""
+        p, choice = self.fits.probabilities(self.label, images, masks, x, self.method, self.budget)
+        if choice is not None:
+            self.used, self.scores = choice.method, dict(choice.scores)
+        return p[:, 0]
+
+
+def summarize_engines(engines: dict[int, MethodEngine]) -> tuple[str, dict[str, float]]:
+    """The method used and the scores over labels: ``"unet"`` / ``{"adapt": 0.8, ...}`` for one label,
+    ``"1:unet, 2:adapt"`` (when labels chose differently) / ``{"2:adapt": 0.8, ...}`` for several."""
+    used = {c: e.used for c, e in engines.items()}
+    first = next(iter(used.values()))
+    name = first if len(set(used.values())) == 1 else ", ".join(f"{c}:{m}" for c, m in used.items())
+    several = len(engines) > 1
+    scores = {(f"{c}:{m}" if several else m): v for c, e in engines.items() for m, v in e.scores.items()}
+    return name, scores
