@@ -3,12 +3,14 @@ on the same support sets, and writes the Dice-vs-S table and plot from those row
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+from test_evaluation_runner import _task as _disc_task
 
 from universeg_plus import create_model
 from universeg_plus.adapt import AdaptConfig
@@ -18,16 +20,9 @@ from universeg_plus.evaluation.curves import curve_points, curves_markdown, writ
 from universeg_plus.supervised import BaselineConfig
 
 
-def _task(name: str, n: int = 7, size: int = 32, seed: int = 0) -> BinaryTask:
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    masks, images = [], []
-    for _ in range(n):
-        cy, cx = torch.randint(8, size - 8, (2,), generator=g).tolist()
-        m = ((yy - cy) ** 2 + (xx - cx) ** 2 < 36).float()
-        masks.append(m)
-        images.append((0.2 + 0.6 * m + 0.05 * torch.rand(size, size, generator=g)).clamp(0, 1))
-    return BinaryTask(f"{name}/disc", name, (1,), torch.stack(images)[:, None], torch.stack(masks)[:, None])
+def _task(name: str) -> BinaryTask:
+    """The runner tests' disc task under another name (two tasks for the means over tasks)."""
+    return dataclasses.replace(_disc_task(7), name=f"{name}/disc", dataset=name)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def result():
         baseline_config=BaselineConfig(steps=4, width=4, depth=3), adapt=AdaptConfig(steps=2, crop=None),
         adapt_unet=True, auto=True, auto_folds=2, unet_equal_time=True,
     )
-    return evaluate(create_model("universeg-tiny"), [_task("a"), _task("b", seed=1)], settings, progress=False)
+    return evaluate(create_model("universeg-tiny"), [_task("a"), _task("b")], settings, progress=False)
 
 
 def test_every_method_at_every_support_size(result) -> None:

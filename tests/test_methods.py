@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
+from test_adapt import _support  # noqa: E402  (noisy images, one bright square each; the mask is the square)
 
 from universeg_plus import create_model
 from universeg_plus.adapt import AdaptConfig
@@ -40,21 +41,9 @@ def model():
     return create_model("universeg-tiny").eval()
 
 
-def _support(n: int = 5, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dark noisy images with one bright square each; the mask is the square."""
-    g = torch.Generator().manual_seed(seed)
-    images = 0.2 * torch.rand(n, 1, size, size, generator=g)
-    masks = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        y, x = torch.randint(0, size - 12, (2,), generator=g).tolist()
-        masks[i, :, y : y + 12, x : x + 12] = 1
-        images[i, :, y : y + 12, x : x + 12] += 0.7
-    return images, masks
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_gives_probabilities(model, method) -> None:
-    images, masks = _support()
+    images, masks = _support(5)
     fitted = fit_method(method, model, images, masks, FAST, seed=0)
     probs = fitted(images[:2])
     assert probs.shape == (2, 1, 32, 32) and probs.dtype == torch.float32
@@ -71,7 +60,7 @@ def test_unet_learns_the_support_set(model) -> None:
 
 
 def test_adapt_plus_unet_is_the_mean_of_its_parts(model) -> None:
-    images, masks = _support()
+    images, masks = _support(5)
     both = fit_method("adapt+unet", model, images, masks, FAST, seed=0)
     x = images[:2]
     expected = 0.5 * (both.parts["adapt"](x) + both.parts["unet"](x))
@@ -108,7 +97,7 @@ def test_auto_with_one_example_falls_back(model) -> None:
 
 
 def test_method_fits_trains_once_per_label(model) -> None:
-    images, masks = _support()
+    images, masks = _support(5)
     fits = MethodFits(model, FAST, folds=2)
     a, _ = fits.probabilities(1, images, masks, images[:1], "unet")
     unet = fits.fitted[1]["unet"]
