@@ -89,7 +89,7 @@ def plot_curves(
     """Two panels: mean Dice vs S and mean wall time vs S (log-scaled S and time), one line per method."""
     plt = pyplot()
     pts = curve_points(summary, timings)
-    fig, (ax_d, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_d, ax_t) = plt.subplots(1, 2, figsize=(11, 4.8))
     for m, by_s in pts.items():
         s = sorted(by_s)
         style = "--" if m.startswith("unet") else "-"
@@ -106,10 +106,11 @@ def plot_curves(
     ax_d.set_ylabel("mean Dice over tasks")
     ax_t.set_ylabel("wall time per task and S (s)")
     ax_t.set_yscale("log")
-    ax_d.legend(fontsize=8, loc="lower right")
+    handles, labels = ax_d.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return save_figure(fig, path, dpi=100)
 
 
