@@ -38,7 +38,8 @@ import torch
 
 from universeg_plus import create_model
 from universeg_plus.adapt import AdaptConfig, adapt_model
-from universeg_plus.evaluation.baseline import BaselineConfig, train_baseline
+from universeg_plus.io.atomic import atomic_write_text
+from universeg_plus.supervised import BaselineConfig, train_baseline
 
 
 def _support(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +88,8 @@ def main() -> int:
 
     def runs(policy: str) -> dict[str, object]:
         threads = {"threads": args.threads} if policy == "fixed" else {}
-        out = {"U-Net": lambda r: train_baseline(images, masks, BaselineConfig(steps=args.unet_steps, **threads), seed=r)}
+        unet = BaselineConfig(steps=args.unet_steps, **threads)
+        out = {"U-Net": lambda r: train_baseline(images, masks, unet, seed=r)}
         for s in steps:
             out[f"adapt {s} steps"] = (lambda r, s=s: adapt_model(model, images, masks, steps=s, seed=r,
                                                                    progress=False, **threads))
@@ -125,12 +127,16 @@ def main() -> int:
         idle = med.get(f"{name}|{policy}|idle")
         lines.append(f"| {name} | {policy} | {load} | {v:.1f} | {v / unet:.2f} | "
                      f"{f'{v / idle:.2f}' if idle else '-'} |")
+    write_outputs(args.out, lines, {"command": cmd, "times": times, "median": med})
+    return 0
+
+
+def write_outputs(out: str, lines: list[str], data: dict) -> None:
+    """Print the table and write it to ``out + ".md"``, ``data`` to ``out + ".json"`` (atomically)."""
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps({"command": cmd, "times": times, "median": med}, indent=1))
-    return 0
+    atomic_write_text(Path(out + ".md"), text)
+    atomic_write_text(Path(out + ".json"), json.dumps(data, indent=1))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench_adapt_cost import write_outputs  # same folder: the table + JSON writer
 from universeg_plus import create_model
 from universeg_plus.adapt import in_context_probabilities
 from universeg_plus.colour import LUMA, ColourProjection, choose_projection, fit_projection
@@ -104,11 +104,7 @@ def main() -> int:
               f"{r['choose_s']:.1f} |" for r in rows]
     lines.append(f"| **mean** | **{mean['luma']:.3f}** | **{mean['fisher']:.3f}** | **{mean['chosen']:.3f}** | "
                  f"{mean['choose_s']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps({"command": cmd, "rows": rows, "mean": mean}, indent=1))
+    write_outputs(args.out, lines, {"command": cmd, "rows": rows, "mean": mean})
     return 0
 
 

@@ -93,7 +93,8 @@ def test_other_processes_on_every_core_mean_one_thread_without_probing(two_threa
 
     monkeypatch.setattr(ct, "available_cores", lambda: 2)
     busy = {"others": 1}  # one competing process: one core left
-    gov = ThreadGovernor(2, probe_every=5, probe_steps=2, clock=FakeClock(lambda s, t: 1.0), load=lambda: busy["others"])
+    gov = ThreadGovernor(2, probe_every=5, probe_steps=2, clock=FakeClock(lambda s, t: 1.0),
+                         load=lambda: busy["others"])
     seen = []
     for i in gov.steps(30):
         seen.append(torch.get_num_threads())

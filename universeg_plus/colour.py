@@ -131,5 +131,7 @@ def choose_projection(
             scores.setdefault(proj.name, []).append(float(dice(p, tgt.masks[0, 0] > 0.5)))
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     best = max(means, key=lambda k: (means[k], k == "luma"))  # ties keep luma
-    chosen = fit_projection(images, binary, seed=seed) if best == "fisher" else next(p for p in _fixed() if p.name == best)
+    if best == "fisher":
+        return fit_projection(images, binary, seed=seed), means
+    chosen = next(p for p in _fixed() if p.name == best)
     return chosen, means

@@ -309,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.curves import write_curves
 
         try:
-            paths.update(write_curves(summarize(result.records), result.timings, out, f"{args.model}, {len(tasks)} task(s)"))
+            title = f"{args.model}, {len(tasks)} task(s)"
+            paths.update(write_curves(summarize(result.records), result.timings, out, title))
         except ImportError as exc:  # matplotlib is optional: results.md holds the numbers
             log.warning("learning curves not plotted: %s", exc)
     print(markdown_table(summarize(result.records)), end="")

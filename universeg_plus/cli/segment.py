@@ -248,7 +248,9 @@ def _options(args: argparse.Namespace) -> Any:
     from ..options import PredictOptions
 
     if args.method != "incontext" and args.adapt_steps:
-        raise ValueError(f"--adapt-steps adapts the in-context model; --method {args.method} trains its own: choose one")
+        raise ValueError(
+            f"--adapt-steps adapts the in-context model; --method {args.method} trains its own: choose one"
+        )
     if args.time_budget is not None and args.method != "auto":
         raise ValueError("--time-budget applies to --method auto")
     if args.tiled and args.method != "incontext":

@@ -5,7 +5,7 @@
 - :mod:`.session`: the fitted methods of one support set, per label, kept across predictions.
 """
 
-from .auto import DEFAULT_CANDIDATES, Choice, choose_method, with_steps
+from .auto import DEFAULT_CANDIDATES, Choice, choose_method
 from .fit import METHODS, TRAINED, Fitted, MethodSettings, fit_method
 from .session import CHOICES, MethodEngine, MethodFits, check_method, summarize_engines
 
@@ -23,5 +23,4 @@ __all__ = [
     "choose_method",
     "fit_method",
     "summarize_engines",
-    "with_steps",
 ]

@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..metrics import dice
-from .fit import METHODS, TRAINED, Fitted, MethodSettings, fit_method
+from .fit import METHODS, Fitted, MethodSettings, fit_method
 
-__all__ = ["DEFAULT_CANDIDATES", "Choice", "choose_method", "with_steps"]
+__all__ = ["DEFAULT_CANDIDATES", "Choice", "choose_method"]
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,3 @@ def choose_method(
     log.info("auto: %s (leave-one-out Dice %s over folds %s; skipped %s)", method,
              {m: round(s, 3) for m, s in scores.items()}, held[:common], skipped or "none")
     return Choice(method, scores, held[:common], fold_dice, skipped, time.perf_counter() - start)
-
-
-def with_steps(settings: MethodSettings, adapt_steps: int | None = None, unet_steps: int | None = None) -> MethodSettings:
-    """``settings`` with other training budgets (``None``: unchanged)."""
-    return replace(
-        settings,
-        adapt=settings.adapt if adapt_steps is None else settings.adapt.model_copy(update={"steps": adapt_steps}),
-        unet=settings.unet if unet_steps is None else settings.unet.model_copy(update={"steps": unet_steps}),
-    )
