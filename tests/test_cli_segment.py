@@ -113,7 +113,7 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
         (["--adapt-steps", "2", "--adapt-lr", "-1"], "lr"),
         (["--time-budget", "5"], "--time-budget applies to --method auto"),
         (["--method", "unet", "--adapt-steps", "2"], "choose one"),
-        (["--method", "unet", "--ensemble", "2"], "apply to method='incontext'"),
+        (["--method", "unet", "--ensemble", "2"], "apply to --method 'incontext'"),
         (["--tiled", "--method", "auto"], "whole-image mode"),
     ],
 )
