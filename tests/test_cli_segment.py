@@ -111,6 +111,10 @@ def test_support_set_file_and_single_target(tmp_path, support_dirs):
         (["--tiled", "--ensemble", "2"], "not to --tiled"),
         (["--tiled", "--tile-overlap", "1.5"], "overlap"),
         (["--adapt-steps", "2", "--adapt-lr", "-1"], "lr"),
+        (["--time-budget", "5"], "--time-budget applies to --method auto"),
+        (["--method", "unet", "--adapt-steps", "2"], "choose one"),
+        (["--method", "unet", "--ensemble", "2"], "apply to --method 'incontext'"),
+        (["--tiled", "--method", "auto"], "whole-image mode"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, support_dirs, capsys, extra, message):

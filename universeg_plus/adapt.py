@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from .io.inputs import resize_image, resize_indicators
+from .cpu_threads import ThreadGovernor
 from .data.augment import (
     Compose,
     RandomAffine,
@@ -38,6 +38,7 @@ from .data.augment import (
     RandomGamma,
     RandomNoise,
 )
+from .io.inputs import resize_image, resize_indicators
 from .nn.loss import DiceBCELoss
 
 __all__ = ["PARTS", "AdaptConfig", "adapt_config", "adapt_model", "in_context_probabilities", "trainable_parameters"]
@@ -74,6 +75,10 @@ class AdaptConfig(BaseModel):
         crop: Train on random ``crop x crop`` windows, one window position per episode shared by its
             target and support entries (same scale, ``(crop / H) ** 2`` of the cost per step);
             ``None`` (or a crop at least the episode size): whole images.
+        threads: CPU threads for the steps. ``None``: chosen by timing each step, up to torch's
+            current count (:class:`~universeg_plus.cpu_threads.ThreadGovernor`), so that another
+            CPU-bound process does not stall the backward in OpenMP waits; an integer fixes the count
+            (bit-for-bit repeatable weights need a fixed count).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -88,6 +93,7 @@ class AdaptConfig(BaseModel):
     grad_clip: float | None = Field(1.0, gt=0)
     size: tuple[int, int] | None = None
     crop: int | None = Field(64, ge=1)
+    threads: int | None = Field(None, ge=1)
 
     @field_validator("size")
     @classmethod
@@ -267,7 +273,9 @@ def adapt_model(
     criterion = DiceBCELoss()
     g = torch.Generator().manual_seed(int(seed))
     g_dev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(seed))
-    bar = tqdm(range(cfg.steps), desc="adapt", disable=not progress, unit="step", leave=False)
+    governor = ThreadGovernor(cfg.threads, adaptive=device.type == "cpu" and cfg.threads is None)
+    bar = tqdm(governor.steps(cfg.steps), total=cfg.steps, desc="adapt", disable=not progress, unit="step",
+               leave=False)
     loss_v = float("nan")
     for _ in bar:
         ep_i, ep_m = _episodes(images, masks, cfg.batch_size, k, g)
@@ -286,8 +294,8 @@ def adapt_model(
         loss_v = float(loss.detach())
         bar.set_postfix(loss=f"{loss_v:.4f}")
     bar.close()
-    log.info("adapted %s (%s) on %d examples: %d steps, final loss %.4f", type(model).__name__, cfg.parts, n,
-             cfg.steps, loss_v)
+    log.info("adapted %s (%s) on %d examples: %d steps, final loss %.4f, threads %s", type(model).__name__, cfg.parts,
+             n, cfg.steps, loss_v, governor.choices or governor.candidates)
     for n_, p in adapted.named_parameters():
         p.requires_grad_(flags[n_])
     return adapted.eval()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .io.inputs import as_count
+from .methods.session import check_method
 from .support import SupportSet
 
 __all__ = ["PredictOptions"]
@@ -34,9 +35,13 @@ class PredictOptions:
         ensemble: Number of support subsets whose probabilities are averaged (an int, not a bool).
         support_size: Examples per subset (``None``: all of them, or half of the set when ensembling).
         flips: Also predict on horizontally/vertically flipped inputs and average.
-        seed: Seed of the subset draw (and of the sampling plan).
+        seed: Seed of the subset draw (and of the sampling plan and the trained methods).
         samples: K sampled masks (1: one plain prediction); K > 1 draws its own support subsets and
             augmentations (:mod:`universeg_plus.uncertainty`), so it needs ``ensemble=1``.
+        method: ``"incontext"`` (default), ``"ensemble"``, ``"adapt"``, ``"unet"``, ``"adapt+unet"`` or
+            ``"auto"`` (:mod:`universeg_plus.methods`, ``docs/methods.md``); ``ensemble``,
+            ``support_size``, ``flips`` and ``samples`` apply to ``"incontext"`` only.
+        time_budget_s: Seconds ``"auto"`` may spend choosing and fitting, per label (``None``: no limit).
 
     Raises:
         TypeError / ValueError: an option of the wrong type or out of range (named, with the range).
@@ -48,6 +53,8 @@ class PredictOptions:
     flips: bool = False
     seed: int = 0
     samples: int = 1
+    method: str = "incontext"
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -66,8 +73,14 @@ class PredictOptions:
             raise ValueError(
                 f"samples={samples} draws its own support subsets: use it with ensemble=1 (got ensemble={ensemble})"
             )
+        method, budget = check_method(self.method, self.time_budget_s)
+        if method != "incontext" and (ensemble != 1 or size is not None or self.flips or samples > 1):
+            raise ValueError(
+                f"ensemble, support_size, flips and samples apply to method='incontext', not {method!r}"
+            )
         for name, value in (("threshold", float(t)), ("ensemble", ensemble), ("support_size", size),
-                            ("flips", bool(self.flips)), ("seed", int(self.seed)), ("samples", samples)):
+                            ("flips", bool(self.flips)), ("seed", int(self.seed)), ("samples", samples),
+                            ("method", method), ("time_budget_s", budget)):
             object.__setattr__(self, name, value)
 
     @classmethod

@@ -86,6 +86,10 @@ class Prediction:
         uncertainty_score: With ``samples=K > 1``: expected ``1 - Dice`` of the mask under the mean
             probability, in [0, 1] (an array: one per image of a batch, per slice of a volume):
             review the highest first.
+        method: The method that gave the mask (``method="auto"``: the one it chose; see
+            :mod:`universeg_plus.methods`).
+        method_scores: ``method="auto"``: leave-one-out Dice on the support set per method tried
+            (``"2:unet"`` keys with several labels); else empty.
     """
 
     probabilities: np.ndarray
@@ -96,6 +100,8 @@ class Prediction:
     uncertainty: np.ndarray | None = None
     regions: list[Any] = field(default_factory=list)
     uncertainty_score: float | np.ndarray | None = None
+    method: str = "incontext"
+    method_scores: dict[str, float] = field(default_factory=dict)
 
 
 def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
@@ -193,6 +199,9 @@ class Predictor:
         self._support: SupportData | None = None
         self._prepared: dict[tuple[Inferer, int], Any] = {}
         self._adapted: dict[int, nn.Module] = {}
+        self._fits: Any = None  # methods.MethodFits of the current support set, made on first use
+        #: How ``method="adapt"/"unet"/"adapt+unet"/"auto"`` train (a ``methods.MethodSettings``; ``None``: defaults).
+        self.method_settings: Any = None
 
     @property
     def support_chunk(self) -> int:
@@ -250,6 +259,7 @@ class Predictor:
             self._adapted = {}
         self._support = SupportData(support, native)
         self._prepared = {}
+        self._fits = None
         return self
 
     @property
@@ -341,6 +351,8 @@ class Predictor:
         seed: int = 0,
         samples: int = 1,
         *,
+        method: str = "incontext",
+        time_budget_s: float | None = None,
         inferer: Inferer | Slices | None = None,
         options: PredictOptions | None = None,
     ) -> Prediction:
@@ -362,9 +374,16 @@ class Predictor:
                 prediction, :func:`~universeg_plus.uncertainty.draw_plan`) and fills
                 ``sample_masks``, ``uncertainty``, ``regions`` and ``uncertainty_score``;
                 ``probabilities`` is their calibrated mean. Costs about K plain predictions.
+            method: ``"incontext"`` (the network with the support set), ``"ensemble"``, ``"adapt"``,
+                ``"unet"``, ``"adapt+unet"``, or ``"auto"`` (chosen by leave-one-out on the support set
+                within ``time_budget_s``); see ``docs/methods.md``. A trained method trains on the
+                first call and is kept for the next ones (per support set and label); whole images
+                only (the default ``Resize`` inferer); ``ensemble``/``support_size``/``flips``/``samples``
+                apply to ``"incontext"``.
+            time_budget_s: Seconds ``"auto"`` may spend choosing and fitting, per label (``None``: no limit).
             inferer: This call's inferer (default: the Predictor's); a
                 :class:`~universeg_plus.inferers.Slices` one makes ``target`` a volume.
-            options: The six options above as one checked :class:`~universeg_plus.options.PredictOptions`
+            options: The options above as one checked :class:`~universeg_plus.options.PredictOptions`
                 (then leave them at their defaults).
 
         Returns:
@@ -377,7 +396,7 @@ class Predictor:
         """
         self._support_data  # noqa: B018 - out of order is said first
         opts = _options(options, threshold=threshold, ensemble=ensemble, support_size=support_size, flips=flips,
-                        seed=seed, samples=samples)
+                        seed=seed, samples=samples, method=method, time_budget_s=time_budget_s)
         if isinstance(inferer, Slices):
             return self._predict_volume(target, inferer, opts)
         return self._predict_images(target, _check_inferer(inferer or self.inferer), opts)
@@ -489,6 +508,7 @@ class Predictor:
         inferer = _check_inferer(kwargs.pop("inferer", None) or self.inferer)
         opts = _options(kwargs.pop("options", None), **kwargs)
         inferer.check(support, opts, self.engine)
+        _check_method_inferer(opts, inferer)
         return opts
 
     # ------------------------------------------------------------------ internals
@@ -504,7 +524,8 @@ class Predictor:
         if not batched:
             return preds[0]
         out = Prediction(
-            np.stack([p.probabilities for p in preds]), np.stack([p.mask for p in preds]), preds[0].classes
+            np.stack([p.probabilities for p in preds]), np.stack([p.mask for p in preds]), preds[0].classes,
+            method=preds[0].method, method_scores=preds[0].method_scores,
         )
         return _with_samples(out, preds, lambda maps: np.stack(maps))
 
@@ -515,38 +536,61 @@ class Predictor:
         arrays = [image_array(planes[k], "target", where.format(k)) for k in range(len(planes))]
         preds = self._run(arrays, slices.inferer, options)
         out = Prediction(slices.merge([p.probabilities for p in preds]), slices.merge([p.mask for p in preds]),
-                         preds[0].classes)
+                         preds[0].classes, method=preds[0].method, method_scores=preds[0].method_scores)
         return _with_samples(out, preds, slices.merge)
 
     def _run(self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions) -> list[Prediction]:
         """``arrays``: ``(H, W)`` float32 finite images. One-vs-rest per class, then the label map."""
         support = self._support_data
         plan = inferer.check(support, options, self.engine)
+        _check_method_inferer(options, inferer)
         if options.samples > 1:
             return self._run_samples(arrays, inferer, options, plan)
         classes = support.classes
-        per_class = [self._class_maps(arrays, inferer, c, plan, options) for c in classes]
-        cal = self._calibration(1)
+        methods: dict[int, Any] = {}  # label -> methods.MethodEngine, for method != "incontext"
+        per_class = [self._class_maps(arrays, inferer, c, plan, options, methods=methods) for c in classes]
+        used, scores = options.method, {}
+        if methods:
+            from .methods import summarize_engines
+
+            used, scores = summarize_engines(methods)
+        # calibration was fitted for the shipped in-context model, not for a trained method
+        cal = self._calibration(1) if not methods else Calibration()
         out = []
         for i in range(len(arrays)):
             p = np.stack([maps[i] for maps in per_class])  # (C, H, W)
             mask = label_map(p, classes, options.threshold)  # the model's decision, before calibration
             p = cal(p)
-            out.append(Prediction(p[0] if len(classes) == 1 else p, mask, list(classes)))
+            out.append(Prediction(p[0] if len(classes) == 1 else p, mask, list(classes), method=used,
+                                  method_scores=dict(scores)))
         return out
 
     def _class_maps(
         self, arrays: list[np.ndarray], inferer: Inferer, label: int, plan: Any, options: PredictOptions,
-        view: SampleSpec | None = None,
+        view: SampleSpec | None = None, methods: dict[int, Any] | None = None,
     ) -> list[np.ndarray]:
-        """One label's ``(H, W)`` probability maps, through one sample's view (augmented engine) if given."""
+        """One label's ``(H, W)`` probability maps, through one sample's view (augmented engine) if given;
+        with ``options.method != "incontext"``, through that method (its engine lands in ``methods``)."""
         key = (inferer, label)
         if key not in self._prepared:
             self._prepared[key] = inferer.prepare(self._support_data, label, self.input_size)
         engine: Any = self.engine.with_model(self._adapted.get(label, self.model))
         if view is not None:
             engine = AugmentedEngine(engine, view)
+        if options.method != "incontext" and methods is not None:
+            engine = methods[label] = self._method_fits(options.seed).engine(label, options.method,
+                                                                             options.time_budget_s)
         return inferer.probabilities(arrays, self._prepared[key], plan, engine, options)
+
+    def _method_fits(self, seed: int) -> Any:
+        """The :class:`~universeg_plus.methods.MethodFits` of the current support set (new for a new
+        support set, seed or ``method_settings``)."""
+        from .methods import MethodFits
+
+        fits = self._fits
+        if fits is None or fits.seed != seed or fits.given is not self.method_settings:
+            self._fits = MethodFits(self.model, self.method_settings, seed=seed)
+        return self._fits
 
     def _calibration(self, samples: int) -> Calibration:
         if self.calibration is None or self._adapted:  # fitted for the model as shipped, not an adapted copy
@@ -606,6 +650,14 @@ def _with_samples(out: Prediction, preds: list[Prediction], merge: Any) -> Predi
     return out
 
 
+def _check_method_inferer(options: PredictOptions, inferer: Inferer) -> None:
+    if options.method != "incontext" and not isinstance(inferer, Resize):
+        raise ValueError(
+            f"method={options.method!r} segments whole images (the Resize inferer); "
+            f"{type(inferer).__name__} predicts in-context only"
+        )
+
+
 def _check_inferer(inferer: Any) -> Inferer:
     if isinstance(inferer, Slices):
         raise TypeError("Slices covers volumes: use predict_volume(volume, axis) or predict(volume, inferer=Slices(...))")
@@ -657,7 +709,7 @@ def segment(
         pretrained: For a name without trained weights, ``False`` says random weights are wanted
             (see :class:`Predictor`).
         max_labels: Most labels one support mask may hold (``None``: no limit).
-        **kwargs: ``threshold``, ``ensemble``, ``support_size``, ``flips``, ``seed``.
+        **kwargs: ``threshold``, ``ensemble``, ``support_size``, ``flips``, ``seed``, ``method``, ``time_budget_s``.
 
     Returns:
         :class:`Prediction` at the target's original size.

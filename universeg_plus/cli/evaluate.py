@@ -91,6 +91,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="uncertainty map scored with --samples: entropy of the calibrated mean, or sample disagreement",
     )
     parser.add_argument(
+        "--adapt-unet", action="store_true",
+        help="also score the mean of the adapted model's and the U-Net's probabilities (needs --adapt and --baseline)",
+    )
+    parser.add_argument(
+        "--auto", action="store_true",
+        help="also score method='auto' (leave-one-out choice on the support set among every method; where the "
+        "U-Net runs; the adaptation and U-Net settings above)",
+    )
+    parser.add_argument("--auto-folds", type=int, default=4, help="held-out support examples of auto's choice")
+    parser.add_argument("--auto-budget", type=float, default=None, metavar="SECONDS", help="auto's time budget")
+    parser.add_argument(
+        "--unet-equal-time", action="store_true",
+        help="also train the U-Net for the wall time of the best other method (rows 'U-Net, equal wall time')",
+    )
+    parser.add_argument(
         "--resolution",
         choices=["native", "stored"],
         default="native",
@@ -142,6 +157,14 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--samples", str(args.samples)]
         if args.uncertainty != "entropy":
             parts += ["--uncertainty", args.uncertainty]
+    if args.adapt_unet:
+        parts.append("--adapt-unet")
+    if args.auto:
+        parts += ["--auto", "--auto-folds", str(args.auto_folds)]
+        if args.auto_budget is not None:
+            parts += ["--auto-budget", repr(args.auto_budget)]
+    if args.unet_equal_time:
+        parts.append("--unet-equal-time")
     if args.resolution != "native":
         parts += ["--resolution", args.resolution]
     parts += ["--seed", str(args.seed)]
@@ -206,6 +229,11 @@ def run(args: argparse.Namespace) -> int:
         adapt=AdaptConfig(**adapt_options) if adapting else None,
         adapt_support_sizes=tuple(args.adapt_support_sizes) if args.adapt_support_sizes else None,
         adapt_mix=args.adapt_mix,
+        adapt_unet=args.adapt_unet,
+        auto=args.auto,
+        auto_folds=args.auto_folds,
+        auto_budget_s=args.auto_budget,
+        unet_equal_time=args.unet_equal_time,
     )
 
     # the model and what it was trained on
@@ -277,6 +305,14 @@ def run(args: argparse.Namespace) -> int:
     wall = time.time() - t0
     out = Path(args.out) if args.out else Path("eval") / args.model
     paths = write_report(result, out)
+    if len(set(settings.support_sizes)) > 1:
+        from ..evaluation.curves import write_curves
+
+        try:
+            title = f"{args.model}, {len(tasks)} task(s)"
+            paths.update(write_curves(summarize(result.records), result.timings, out, title))
+        except ImportError as exc:  # matplotlib is optional: results.md holds the numbers
+            log.warning("learning curves not plotted: %s", exc)
     print(markdown_table(summarize(result.records)), end="")
     print("\nwall time per task (s):\n" + timing_table(result.timings), end="")
     print(f"evaluated {len(tasks)} task(s) in {wall:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")

@@ -112,6 +112,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write <stem>_overlay.png beside each mask: the labels coloured over the image, enlarged, "
         "with a legend of the label names (volumes: the slice with the most foreground)",
     )
+    parser.add_argument(
+        "--method", choices=("auto", "incontext", "ensemble", "adapt", "unet", "adapt+unet"), default="incontext",
+        help="incontext (default): the network with the support set; adapt: a copy fine-tuned on it; unet: a U-Net "
+        "trained on it; adapt+unet: their mean; auto: the best of these by leave-one-out on the support set within "
+        "--time-budget (docs/methods.md). Trained once, used for every target",
+    )
+    parser.add_argument(
+        "--time-budget", type=float, default=None, metavar="SECONDS",
+        help="what --method auto may spend choosing and fitting, per label (default: no limit)",
+    )
     more = parser.add_argument_group("adaptation and native resolution")
     more.add_argument(
         "--adapt-steps", type=_positive, default=None, metavar="N",
@@ -237,12 +247,21 @@ def _options(args: argparse.Namespace) -> Any:
     """The prediction options, checked once; a bad one is named by its flag."""
     from ..options import PredictOptions
 
+    if args.method != "incontext" and args.adapt_steps:
+        raise ValueError(
+            f"--adapt-steps adapts the in-context model; --method {args.method} trains its own: choose one"
+        )
+    if args.time_budget is not None and args.method != "auto":
+        raise ValueError("--time-budget applies to --method auto")
+    if args.tiled and args.method != "incontext":
+        raise ValueError("--tiled predicts in-context in windows; --method applies to whole-image mode")
     try:
         if args.uncertainty and args.samples < 2:
             raise ValueError("uncertainty needs --samples K with K >= 2 (the spread of K masks is the uncertainty)")
         return PredictOptions(
             threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size,
-            flips=args.flips, seed=args.seed, samples=args.samples,
+            flips=args.flips, seed=args.seed, samples=args.samples, method=args.method,
+            time_budget_s=args.time_budget,
         )
     except (TypeError, ValueError) as exc:
         name, _, rest = str(exc).partition(" ")

@@ -78,6 +78,9 @@ _LABELS = {
     "universeg_adapt_mix": "UniverSeg + adapt, mixed with UniverSeg",
     "unet": "U-Net (per task)",
     "unet_prior": "U-Net + UniverSeg prior",
+    "adapt_unet": "UniverSeg + adapt, mixed with the U-Net",
+    "auto": "auto (leave-one-out choice)",
+    "unet_equal_time": "U-Net, equal wall time",
 }
 
 
@@ -354,6 +357,12 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[s
             f"parts {a.parts}, {a.batch_size} leave-out episodes of {a.episode_support or 'S-1'} support per step"
             + (f" at {a.size[0]}x{a.size[1]}" if a.size else "")
             + (", augmented" if a.augment else "")
+        )
+    if s.auto:
+        info["auto"] = (
+            f"method chosen per (task, S) by leave-one-out Dice on {s.auto_folds} held-out support examples among "
+            "UniverSeg, its ensemble, + adapt, the U-Net and adapt + U-Net, with the settings above"
+            + (f", budget {s.auto_budget_s:g} s" if s.auto_budget_s else ", no time budget")
         )
     headline_support = default_headline_support(summary)
     md = markdown_report(summary, info, headline_support, result.timings)

@@ -41,7 +41,7 @@ from ..data.tasks import BinaryTask
 from ..io.inputs import prepare_image
 from ..predictor import Predictor
 from ..support import SupportSet
-from .baseline import BaselineConfig, predict_baseline, train_baseline
+from ..supervised import BaselineConfig, predict_baseline, train_baseline
 from .native import EvalTask, as_eval_tasks, to_original_size
 from .protocol import DEFAULT_SUPPORT_SIZES, Episode, make_episodes, task_seed
 
@@ -52,7 +52,12 @@ log = logging.getLogger(__name__)
 #: Method names in the records, in report order: the model with one support set, with an ensemble
 #: of support sets, adapted to the support set, adapted and un-adapted averaged, the U-Net, and the
 #: U-Net given UniverSeg's probabilities as a second input channel.
-METHODS = ("universeg", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior")
+METHODS = (
+    "universeg", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior",
+    "adapt_unet", "auto", "unet_equal_time",
+)
+#: The record name of each :mod:`universeg_plus.methods` method.
+_RECORD_NAMES = {"incontext": "universeg", "adapt": "universeg_adapt", "unet": "unet", "adapt+unet": "adapt_unet"}
 
 
 class EvalSettings(BaseModel):
@@ -78,6 +83,16 @@ class EvalSettings(BaseModel):
             with these settings (``None``: no adaptation rows).
         adapt_support_sizes: Requested S values adapted for (``None``: all of ``support_sizes``).
         adapt_mix: Also score the mean of the adapted and un-adapted probabilities.
+        adapt_unet: Also score the mean of the adapted model's and the U-Net's probabilities (rows
+            ``adapt_unet``, where both run; wall time: both).
+        auto: Also score ``method="auto"`` (:func:`universeg_plus.methods.choose_method`: leave-one-out
+            on the support set among every method, with the adaptation and U-Net settings above;
+            rows ``auto``, wall time: the choice and the chosen method's fit and prediction).
+        auto_folds: Held-out support examples of ``auto``'s leave-one-out.
+        auto_budget_s: ``auto``'s time budget (``None``: none).
+        unet_equal_time: Also train the U-Net with as many steps as fit in the wall time of the best
+            other method of the episode (by mean Dice; never fewer than ``baseline_config.steps``,
+            at most 10x): rows ``unet_equal_time``, so that no claim rests on a starved baseline.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,6 +112,11 @@ class EvalSettings(BaseModel):
     adapt: AdaptConfig | None = None
     adapt_support_sizes: tuple[int, ...] | None = None
     adapt_mix: bool = False
+    adapt_unet: bool = False
+    auto: bool = False
+    auto_folds: int = Field(4, ge=1)
+    auto_budget_s: float | None = Field(None, gt=0)
+    unet_equal_time: bool = False
 
     @field_validator("support_sizes")
     @classmethod
@@ -115,7 +135,15 @@ class EvalSettings(BaseModel):
             raise ValueError("adapt_mix needs adapt settings (the adapted predictions to mix)")
         if self.baseline_prior and not self.baseline:
             raise ValueError("baseline_prior needs baseline=True (it is a variant of the U-Net baseline)")
+        if self.unet_equal_time and not self.baseline:
+            raise ValueError("unet_equal_time needs baseline=True (it is a variant of the U-Net baseline)")
+        if self.adapt_unet and (self.adapt is None or not self.baseline):
+            raise ValueError("adapt_unet needs adapt settings and baseline=True (the two maps it averages)")
         return self
+
+    def runs_auto(self, requested_support: int) -> bool:
+        """Whether ``auto`` is scored for this requested S (where the U-Net is)."""
+        return self.auto and (self.baseline_support_sizes is None or requested_support in self.baseline_support_sizes)
 
     def runs_baseline(self, requested_support: int) -> bool:
         """Whether the U-Net is trained and scored for this requested S."""
@@ -281,7 +309,61 @@ def _episode_probabilities(
                 return to_original_size(out, [task.masks[t].shape for t in ep.targets])
 
             probs["unet_prior"] = clock.run("unet_prior", unet_prior_probs)
+    if settings.adapt_unet and "universeg_adapt" in probs and "unet" in probs:
+        probs["adapt_unet"] = [(a + b) / 2 for a, b in zip(probs["universeg_adapt"], probs["unet"])]
+        clock.spent["adapt_unet"] = clock.spent["universeg_adapt"] + clock.spent["unet"]
+    if settings.runs_auto(ep.requested_support):
+        _auto(model, task, ep, settings, size, seed, probs, clock)
+    if settings.unet_equal_time and "unet" in probs:
+        _unet_equal_time(task, ep, settings, size, seed, device, progress, probs, clock)
     return probs, clock.spent
+
+
+def _mean_dice(task: EvalTask, ep: Episode, maps: list[np.ndarray], threshold: float) -> float:
+    return float(np.mean([metrics.dice(p > threshold, task.masks[t]) for p, t in zip(maps, ep.targets)]))
+
+
+def _auto(model: Any, task: EvalTask, ep: Episode, settings: EvalSettings, size: tuple[int, int], seed: int,
+          probs: dict[str, list[np.ndarray]], clock: _Clock) -> None:
+    """``auto`` rows: the leave-one-out choice, then the chosen method's maps. Where the episode already
+    scored that method with the same settings and seed, its maps and wall time are reused (the same
+    computation); otherwise it is fitted here."""
+    from ..methods import MethodFits, MethodSettings
+
+    sup = support_set(task, ep.supports[0], size).binary()
+    cfg = MethodSettings(adapt=settings.adapt or AdaptConfig(), unet=settings.baseline_config)
+    fits = MethodFits(model, cfg, seed=seed, folds=settings.auto_folds)
+    choice = clock.run("auto", lambda: fits.choose(1, sup.images, sup.masks, settings.auto_budget_s))
+    same = _RECORD_NAMES.get(choice.method)
+    if same in probs and (same != "universeg_adapt" or settings.adapt is not None):
+        probs["auto"] = probs[same]
+        clock.spent["auto"] += clock.spent[same]
+    else:
+        x = _prepared([task.images[t] for t in ep.targets], size)
+        out = clock.run("auto", lambda: fits.probabilities(1, sup.images, sup.masks, x, choice.method)[0])
+        probs["auto"] = to_original_size(out, [task.masks[t].shape for t in ep.targets])
+    log.info("%s S=%d: auto chose %s (leave-one-out Dice %s)", ep.task, ep.support_size, choice.method,
+             {m: round(v, 3) for m, v in choice.scores.items()})
+
+
+def _unet_equal_time(task: EvalTask, ep: Episode, settings: EvalSettings, size: tuple[int, int], seed: int,
+                     device: torch.device, progress: bool, probs: dict[str, list[np.ndarray]], clock: _Clock) -> None:
+    """``unet_equal_time`` rows: the U-Net with its steps scaled to the best other method's wall time."""
+    others = {m: _mean_dice(task, ep, ps, settings.threshold) for m, ps in probs.items() if not m.startswith("unet")}
+    best = max(others, key=others.get)
+    ratio = clock.spent[best] / max(clock.spent["unet"], 1e-9)
+    steps = int(min(10.0, max(1.0, ratio)) * settings.baseline_config.steps)
+    cfg = settings.baseline_config.model_copy(update={"steps": steps})
+
+    def run() -> list[np.ndarray]:
+        sup = support_set(task, ep.supports[0], size).binary()
+        net = train_baseline(sup.images, sup.masks, cfg, seed=seed, device=device, progress=progress)
+        out = predict_baseline(net, _prepared([task.images[t] for t in ep.targets], size), settings.batch_size)
+        return to_original_size(out, [task.masks[t].shape for t in ep.targets])
+
+    probs["unet_equal_time"] = clock.run("unet_equal_time", run)
+    log.info("%s S=%d: U-Net at equal time: %d steps (%s took %.1f s)", ep.task, ep.support_size, steps, best,
+             clock.spent[best])
 
 
 def evaluate(
@@ -369,6 +451,7 @@ def evaluate(
             methods.append(("unet", 1))
             if settings.baseline_prior:
                 methods.append(("unet_prior", 1))
+        methods += [(m, 1) for m in ("adapt_unet", "auto", "unet_equal_time") if m in rows]
         for method, n_ens in methods:
             for t_idx, row in zip(ep.targets, rows[method]):
                 records.append(
