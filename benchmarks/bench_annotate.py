@@ -27,9 +27,7 @@ for a method both hold) without running anything.
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common import bench_parser, machine
 from universeg_plus.annotate import AnnotationSession, edit_cost, label_dice, simulate, summarize
 from universeg_plus.annotate.simulate import SimulatedItem
 from universeg_plus.data.tasks import DEFAULT_VAL_TASKS, load_task_folder
@@ -133,18 +132,15 @@ def _plot(results: dict, n_items: int, path: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = bench_parser(__doc__, "benchmarks/results/bench_annotate", threads=1)
     ap.add_argument("--data", default="../shared/data/tasks")
     ap.add_argument("--tasks", choices=("first", "all"), default="first",
                     help="first label task of each held-out dataset (6), or all 11")
     ap.add_argument("--items", type=int, default=16, help="measured items after the first labelled one")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    ap.add_argument("--model", default="universeg-small")
     ap.add_argument("--adapt-steps", type=int, default=20)
     ap.add_argument("--unet-steps", type=int, default=50)
     ap.add_argument("--unet-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="benchmarks/results/bench_annotate")
     ap.add_argument("--plot", default="docs/images/annotate_edit_cost.png")
     ap.add_argument("--replot", nargs="+", metavar="JSON", help="plot the results of earlier runs together")
     args = ap.parse_args()
@@ -202,10 +198,10 @@ def main() -> int:
             s = summarize([SimulatedItem(**r) for r in results[method][name]])
             row.append(f"{s['total_cost']:.2f} / {s['cost_at']:.2f}")
         per_task_rows.append(row)
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+    where = machine(torch.get_num_threads())
     lines = [
         "# Simulated annotation (bench_annotate.py)", "", f"Command: `{command}`", "",
-        f"Machine: {machine}; {cpu / 60:.1f} CPU-minutes. Shared machine: times are noisy.", "",
+        f"Machine: {where}; {cpu / 60:.1f} CPU-minutes. Shared machine: times are noisy.", "",
         f"{len(tasks)} label tasks, 1 labelled image then {args.items} items each (fewer where a task has fewer "
         "images). Total edit cost: edited pixels over the true foreground pixels of all measured items "
         "(1.0 = drawing everything); 8th proposal: the edit cost of the proposal made from 8 accepted items.", "",

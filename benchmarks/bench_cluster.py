@@ -19,7 +19,6 @@ target), model already loaded. Medians over rounds; results in ``benchmarks/resu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from common import bench_parser
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -83,13 +84,11 @@ def _ray(model: str, root: Path, out: Path, workers: int) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="universeg-small")
+    ap = bench_parser(__doc__, "benchmarks/results/bench_cluster")
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--support", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/bench_cluster")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the Ray workers, which also set 1 thread

@@ -11,16 +11,14 @@ examples, each projection applied identically to support and target; Dice per ta
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import sys
 import time
 
 import numpy as np
 import torch
 
 from bench_adapt_cost import write_outputs  # same folder: the table + JSON writer
+from common import bench_parser, command, machine
 from universeg_plus import create_model
 from universeg_plus.adapt import in_context_probabilities
 from universeg_plus.colour import LUMA, ColourProjection, choose_projection, fit_projection
@@ -60,13 +58,10 @@ def score(model, proj: ColourProjection, sup_i, sup_m, tgt_i, tgt_m, size) -> fl
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="universeg-small")
+    ap = bench_parser(__doc__, "benchmarks/results/bench_colour", threads=1)
     ap.add_argument("--support", type=int, default=8)
     ap.add_argument("--targets", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=3, help="independent tasks (seeds)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="benchmarks/results/bench_colour")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = create_model(args.model, pretrained="auto").eval()
@@ -90,10 +85,9 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("luma", "fisher", "chosen", "choose_s")}
-    cmd = "python " + " ".join(sys.argv)
     lines = [
-        f"Command: `{cmd}`  ",
-        f"Machine: {platform.machine()}, {args.threads} thread(s), torch {torch.__version__}; model `{args.model}`; "
+        f"Command: `{command()}`  ",
+        f"Machine: {machine(args.threads)}; model `{args.model}`; "
         f"synthetic colour task (structure differs in hue at equal luma, luma distractors), S={args.support}, "
         f"{args.targets} targets, {args.seeds} seeds. In-context Dice (no adaptation).",
         "",
@@ -104,7 +98,7 @@ def main() -> int:
               f"{r['choose_s']:.1f} |" for r in rows]
     lines.append(f"| **mean** | **{mean['luma']:.3f}** | **{mean['fisher']:.3f}** | **{mean['chosen']:.3f}** | "
                  f"{mean['choose_s']:.1f} |")
-    write_outputs(args.out, lines, {"command": cmd, "rows": rows, "mean": mean})
+    write_outputs(args.out, lines, {"command": command(), "rows": rows, "mean": mean})
     return 0
 
 

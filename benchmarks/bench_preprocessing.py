@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common import bench_parser, command, machine
 from universeg_plus import create_model
 from universeg_plus.adapt import in_context_probabilities
 from universeg_plus.data.tasks import DEFAULT_VAL_TASKS, load_task_root
@@ -152,24 +151,20 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = bench_parser(__doc__, "benchmarks/results/bench_preprocessing", threads=2)
     ap.add_argument("--data-root", required=True)
-    ap.add_argument("--model", default="universeg-small")
     ap.add_argument("--weights", default=None, help="a weights folder instead of --model's shipped weights")
     ap.add_argument("--support-size", type=int, default=16)
     ap.add_argument("--targets", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/bench_preprocessing")
     args = ap.parse_args()
     t0 = time.time()
     out = run(args)
     rows = out["rows"]
     tasks = list(next(iter(rows.values())))
-    cmd = "python " + " ".join(sys.argv)
     lines = [
-        f"Command: `{cmd}`  ",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}; "
+        f"Command: `{command()}`  ",
+        f"Machine: {machine(torch.get_num_threads())}; "
         f"{time.time() - t0:.0f} s. Model `{args.model}` (shipped weights), S={args.support_size}, "
         f"up to {args.targets} targets per task; Dice of `p > 0.5` per target, mean over targets.",
         "",
@@ -186,7 +181,7 @@ def main() -> int:
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps({"command": cmd, **out}, indent=1))
+    Path(args.out + ".json").write_text(json.dumps({"command": command(), **out}, indent=1))
     return 0
 
 
