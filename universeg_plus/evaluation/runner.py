@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 #: U-Net given UniverSeg's probabilities as a second input channel; ``universeg_colour_*``: the model with
 #: the support set's colour projection (``Predictor.set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
 METHODS = (
-    "universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior",
+    "universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble", "universeg_adapt",
+    "universeg_adapt_mix", "unet", "unet_prior",
     "adapt_unet", "auto", "unet_equal_time",
 )
 #: The record name of each :mod:`universeg_plus.methods` method.
