@@ -71,5 +71,6 @@ def test_fit_colour_keeps_the_input_rules_luma_where_asked_or_nothing_to_choose(
     proj, scores = fit_colour("fisher", model, images, masks)
     assert proj == fit_projection(images, masks) and scores == {}
     assert check_colour(proj) is proj
+    assert check_colour(ColourProjection("luma", LUMA)) == "luma"  # e.g. predictor.colour of a grey set
     with pytest.raises(ValueError, match="support image b is grayscale"):
         fit_colour("fisher", model, [images[0], grey[1]], masks[:2], names=["a", "b"])

@@ -167,3 +167,13 @@ def test_cli_segment_colour_auto_writes_a_mask(tmp_path):
     )
     assert bad.returncode == 2 and "--colour fisher learns from the support images in colour" in bad.stderr, bad.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_the_colour_of_a_grey_session_carries_over_as_luma(model):
+    """``predictor.colour`` of one session given to another: luma stays the input rules' luma (grey targets fine)."""
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (32, 32), dtype=np.uint8) for _ in range(3)]
+    masks = [(im > 128).astype(np.uint8) for im in images]
+    first = Predictor(model).set_support(images[:2], masks[:2])
+    second = Predictor(model).set_support(images[:2], masks[:2], colour=first.colour)
+    assert np.array_equal(second.predict(images[2]).probabilities, first.predict(images[2]).probabilities)

@@ -166,13 +166,14 @@ def choose_projection(
 
 
 def check_colour(colour: Any) -> str | ColourProjection:
-    """``colour=`` checked: one of :data:`COLOUR_MODES` or a :class:`ColourProjection`.
+    """``colour=`` checked: one of :data:`COLOUR_MODES` or a :class:`ColourProjection` (the plain luma
+    projection, e.g. ``predictor.colour`` of a grey set, is ``"luma"``: the input rules' own).
 
     Raises:
         TypeError: neither a string nor a ColourProjection. ValueError: an unknown name.
     """
     if isinstance(colour, ColourProjection):
-        return colour
+        return "luma" if colour == ColourProjection("luma", LUMA) else colour
     if not isinstance(colour, str):
         raise TypeError(
             f"colour must be one of {list(COLOUR_MODES)} or a ColourProjection, got {type(colour).__name__}"
