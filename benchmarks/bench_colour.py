@@ -1,12 +1,15 @@
-"""Colour to grey: luma vs the support set's Fisher projection vs the leave-one-out choice, on a synthetic
-colour task (the team's task PNGs are stored as luma, so no real RGB task is available here).
+"""Colour to grey through the user's road: ``Predictor.set_support(images, masks, colour=...)`` with
+luma, the support set's Fisher projection and the leave-one-out choice, on a synthetic colour task (the
+team's task PNGs are stored as luma, so no real RGB task is available here).
 
     python benchmarks/bench_colour.py --threads 1
 
 The task: 128x128 RGB images; the structure (a random ellipse) differs from the background in hue
 only, at equal luma (reddish background, greenish structure); brighter and darker background-hued
-blobs are luma distractors; per-pixel noise. Targets are segmented in-context with ``--support``
-examples, each projection applied identically to support and target; Dice per target, mean.
+blobs are luma distractors; per-pixel noise. ``--targets`` images are segmented in-context from
+``--support`` examples by one Predictor, the projection fitted on the support set and applied to the
+targets by the Predictor itself; Dice per target at its own size, mean; wall time of
+``set_support`` (the fit, and for ``auto`` the leave-one-out choice) plus ``predict_many``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ import torch
 
 from bench_adapt_cost import write_outputs  # same folder: the table + JSON writer
 from common import bench_parser, command, machine
-from universeg_plus import create_model
-from universeg_plus.adapt import in_context_probabilities
-from universeg_plus.colour import LUMA, ColourProjection, choose_projection, fit_projection
 from universeg_plus.metrics import dice
-from universeg_plus.support import SupportSet
+from universeg_plus.predictor import Predictor
 
+COLOURS = ("luma", "fisher", "auto")
 BG, FG = np.array([0.62, 0.40, 0.40]), np.array([0.30, 0.55, 0.45])  # luma 0.460 and 0.464
 
 
@@ -50,11 +51,14 @@ def make_task(count: int, n: int = 128, seed: int = 0) -> tuple[list[np.ndarray]
     return images, masks
 
 
-def score(model, proj: ColourProjection, sup_i, sup_m, tgt_i, tgt_m, size) -> float:
-    sup = SupportSet.from_arrays([proj(x) for x in sup_i], sup_m, size)
-    tgt = SupportSet.from_arrays([proj(x) for x in tgt_i], tgt_m, size)
-    p = in_context_probabilities(model, tgt.images, sup.images, sup.masks) > 0.5
-    return float(dice(p[:, 0], tgt.masks[:, 0] > 0.5).mean())
+def run_colour(predictor: Predictor, colour: str, sup_i, sup_m, tgt_i, tgt_m) -> tuple[float, float, str, dict]:
+    """``(mean Dice, seconds, projection used, leave-one-out scores)`` of one ``colour=`` on one task."""
+    t0 = time.perf_counter()
+    predictor.set_support(sup_i, sup_m, colour=colour)
+    preds = predictor.predict_many(tgt_i)
+    seconds = time.perf_counter() - t0
+    d = float(np.mean([dice(p.mask > 0, m > 0) for p, m in zip(preds, tgt_m)]))
+    return d, seconds, preds[0].colour, preds[0].colour_scores
 
 
 def main() -> int:
@@ -64,40 +68,35 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3, help="independent tasks (seeds)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = create_model(args.model, pretrained="auto").eval()
-    size = tuple(model.config.input_size)
+    predictor = Predictor(args.model, device="cpu", calibration=None)
     rows = []
     for seed in range(args.seeds):
         images, masks = make_task(args.support + args.targets, seed=seed)
         si, sm, ti, tm = images[: args.support], masks[: args.support], images[args.support :], masks[args.support :]
-        t0 = time.perf_counter()
-        chosen, loo = choose_projection(model, si, sm, size)
-        t_choose = time.perf_counter() - t0
-        row = {
-            "seed": seed,
-            "luma": score(model, ColourProjection("luma", LUMA), si, sm, ti, tm, size),
-            "fisher": score(model, fit_projection(si, sm), si, sm, ti, tm, size),
-            "chosen": score(model, chosen, si, sm, ti, tm, size),
-            "chosen_name": chosen.name,
-            "choose_s": t_choose,
-            "loo": loo,
-        }
+        row: dict = {"seed": seed}
+        for colour in COLOURS:
+            d, seconds, used, loo = run_colour(predictor, colour, si, sm, ti, tm)
+            row[colour], row[f"{colour}_s"], row[f"{colour}_used"] = d, seconds, used
+            if loo:
+                row["loo"] = loo
         rows.append(row)
         print(json.dumps(row), flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("luma", "fisher", "chosen", "choose_s")}
+    keys = [k for c in COLOURS for k in (c, f"{c}_s")]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     lines = [
         f"Command: `{command()}`  ",
         f"Machine: {machine(args.threads)}; model `{args.model}`; "
         f"synthetic colour task (structure differs in hue at equal luma, luma distractors), S={args.support}, "
-        f"{args.targets} targets, {args.seeds} seeds. In-context Dice (no adaptation).",
+        f"{args.targets} targets, {args.seeds} seeds. In-context Dice (no adaptation) through "
+        "`Predictor.set_support(images, masks, colour=...)` + `predict_many`; time = both.",
         "",
-        "| seed | luma | Fisher projection | leave-one-out choice (which) | choice time (s) |",
+        "| seed | luma | Fisher | auto: leave-one-out choice (which) | time luma / Fisher / auto (s) |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {r['seed']} | {r['luma']:.3f} | {r['fisher']:.3f} | {r['chosen']:.3f} ({r['chosen_name']}) | "
-              f"{r['choose_s']:.1f} |" for r in rows]
-    lines.append(f"| **mean** | **{mean['luma']:.3f}** | **{mean['fisher']:.3f}** | **{mean['chosen']:.3f}** | "
-                 f"{mean['choose_s']:.1f} |")
+    lines += [f"| {r['seed']} | {r['luma']:.3f} | {r['fisher']:.3f} | {r['auto']:.3f} ({r['auto_used']}) | "
+              f"{r['luma_s']:.1f} / {r['fisher_s']:.1f} / {r['auto_s']:.1f} |" for r in rows]
+    lines.append(f"| **mean** | **{mean['luma']:.3f}** | **{mean['fisher']:.3f}** | **{mean['auto']:.3f}** | "
+                 f"{mean['luma_s']:.1f} / {mean['fisher_s']:.1f} / {mean['auto_s']:.1f} |")
     write_outputs(args.out, lines, {"command": command(), "rows": rows, "mean": mean})
     return 0
 

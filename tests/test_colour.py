@@ -14,7 +14,7 @@ import torch
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 
 from universeg_plus import create_model
-from universeg_plus.colour import LUMA, ColourProjection, choose_projection, fit_projection
+from universeg_plus.colour import LUMA, ColourProjection, check_colour, choose_projection, fit_colour, fit_projection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_colour import make_task  # noqa: E402  (the benchmark's synthetic colour task)
@@ -53,3 +53,24 @@ def test_choice_scores_every_projection() -> None:
     assert set(scores) == {"luma", "red", "green", "blue", "fisher"}
     assert all(0 <= v <= 1 for v in scores.values())
     assert chosen.name == max(scores, key=lambda k: (scores[k], k == "luma"))
+
+
+def test_16_bit_rgb_projects_as_8_bit_does() -> None:
+    images, masks = make_task(2, n=32, seed=3)
+    proj = fit_projection(images, masks)
+    wide = images[0].astype(np.uint16) * 257  # the same colours on 0..65535
+    np.testing.assert_allclose(proj(wide), proj(images[0]), atol=1e-6)
+
+
+def test_fit_colour_keeps_the_input_rules_luma_where_asked_or_nothing_to_choose() -> None:
+    model = create_model("universeg-tiny").eval()
+    images, masks = make_task(3, n=32, seed=4)
+    grey = [im[..., 1] for im in images]
+    assert fit_colour("luma", model, images, masks) == (None, {})
+    assert fit_colour("auto", model, grey, masks) == (None, {})  # a grey set stays exactly as it is
+    proj, scores = fit_colour("fisher", model, images, masks)
+    assert proj == fit_projection(images, masks) and scores == {}
+    assert check_colour(proj) is proj
+    assert check_colour(ColourProjection("luma", LUMA)) == "luma"  # e.g. predictor.colour of a grey set
+    with pytest.raises(ValueError, match="support image b is grayscale"):
+        fit_colour("fisher", model, [images[0], grey[1]], masks[:2], names=["a", "b"])

@@ -125,3 +125,17 @@ def test_adapt_and_prior_rows_via_real_process(root, weights, tmp_path) -> None:
     bad = subprocess.run([*args[:-2], "--adapt-steps", "0", "--out", str(tmp_path / "f")],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "--adapt-steps must be >= 1" in bad.stderr and not (tmp_path / "f").exists()
+
+
+def test_colour_flag_adds_rows_and_is_in_the_command(root, tmp_path) -> None:
+    """``--colour fisher auto`` on grey task folders: the colour rows exist and equal the plain rows."""
+    args = ["evaluate", "--model", "universeg-tiny", "--data-root", str(root), "--tasks", "beta",
+            "--support-sizes", "2", "--targets", "2", "--ensemble", "1", "--no-progress", "--colour", "fisher", "auto",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = _rows(tmp_path / "summary.csv")
+    dice = {r["method"]: r["dice_mean"] for r in summary}
+    assert set(dice) == {"universeg", "universeg_colour_fisher", "universeg_colour_auto"}
+    assert dice["universeg_colour_fisher"] == dice["universeg_colour_auto"] == dice["universeg"]
+    md = (tmp_path / "results.md").read_text()
+    assert "UniverSeg, colour: Fisher projection" in md and "--colour fisher auto" in md

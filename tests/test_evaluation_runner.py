@@ -43,3 +43,43 @@ def test_baseline_only_for_chosen_support_sizes() -> None:
 def test_baseline_sizes_must_be_evaluated_sizes() -> None:
     with pytest.raises(ValueError, match=r"baseline_support_sizes \[16\] are not in support_sizes"):
         EvalSettings(support_sizes=(1, 4), baseline=True, baseline_support_sizes=(16,))
+
+
+def test_colour_rows_are_what_a_predictor_user_gets() -> None:
+    """RGB task: the colour rows are ``Predictor.set_support(images, masks, colour=...)``'s maps; a grey
+    task's colour rows are the plain rows (nothing to project)."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from universeg_plus.evaluation.native import EvalTask, stored_task
+    from universeg_plus.predictor import Predictor
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_colour import make_task  # the synthetic hue task
+
+    images, masks = make_task(6, n=32, seed=0)
+    rgb = EvalTask("hue/structure", "hue", images, [m > 0 for m in masks], [f"p{i}" for i in range(6)])
+    model = create_model("universeg-tiny").eval()
+    settings = EvalSettings(support_sizes=(2,), num_targets=2, ensemble=1, colour=("fisher", "auto", "fisher"))
+    assert settings.colour == ("fisher", "auto")
+    result = evaluate(model, [rgb, stored_task(_task())], settings, progress=False, keep_probabilities=True)
+    methods = {r["method"] for r in result.records}
+    assert methods == {"universeg", "universeg_colour_fisher", "universeg_colour_auto"}
+    kept = result.probabilities
+    grey = {m: kept[("disc/disc", 2, m)] for m in methods}
+    for m in ("universeg_colour_fisher", "universeg_colour_auto"):
+        assert all(np.array_equal(a, b) for a, b in zip(grey[m], grey["universeg"]))
+    fisher, luma = kept[("hue/structure", 2, "universeg_colour_fisher")], kept[("hue/structure", 2, "universeg")]
+    assert not all(np.array_equal(a, b) for a, b in zip(fisher, luma))
+    from universeg_plus.evaluation.protocol import make_episodes
+
+    ep = make_episodes([rgb], (2,), 2, 0.5, 1, 16, 0)[0]
+    want = Predictor(model, calibration=None).set_support(
+        [images[i] for i in ep.supports[0]], [masks[i] > 0 for i in ep.supports[0]], colour="fisher"
+    ).predict_many([images[t] for t in ep.targets])
+    for got, p in zip(fisher, want):
+        np.testing.assert_array_equal(got, p.probabilities)
+    with pytest.raises(ValueError, match="fisher"):
+        EvalSettings(colour=("hsv",))

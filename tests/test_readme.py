@@ -35,7 +35,7 @@ UNTESTED = {  # page: a marker of the snippet that keeps it out (and the test th
     "docs/cluster.md": 'segment_dataset("scans/"',  # a Ray cluster over a dataset: tests/test_cluster.py
     "docs/annotate.md": "my_editor(",  # a person's mask editor in the loop: tests/test_annotate.py
     "docs/methods.md": 'method="auto", time_budget_s=300',  # minutes of training: tests/test_methods.py
-    "docs/colour.md": "choose_projection(model, rgb_images, masks)",  # no RGB task here: tests/test_colour.py
+    "docs/colour.md": 'colour="auto")',  # no RGB task here: tests/test_predictor_colour.py
 }
 ADAPT_STEPS = 3
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as tests/conftest.py sets by default, but always

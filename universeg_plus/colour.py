@@ -3,12 +3,14 @@
 The network takes one channel; :mod:`universeg_plus.io.inputs` turns RGB into luma, which can erase
 exactly what tells a structure apart (a red lesion on skin of the same brightness). Here the support
 masks say which colour is foreground: the Fisher (LDA) direction between foreground and background
-pixels separates them best linearly::
+pixels separates them best linearly. The user's road is the Predictor, which fits the projection
+on the support set and applies it to every target::
 
-    proj = fit_projection(rgb_images, masks)                  # Fisher direction of this support set
-    support = SupportSet.from_arrays([proj(im) for im in rgb_images], masks)
-    predictor.set_support(support).predict(proj(rgb_target))
+    predictor.set_support(rgb_images, masks, colour="auto")   # or "fisher"; "luma" (default) = as before
+    predictor.colour, predictor.colour_scores                 # the projection used, leave-one-out Dice
+    pred = predictor.predict(rgb_target)                      # pred.colour names it too
 
+By hand: ``proj = fit_projection(rgb_images, masks)`` then ``proj(rgb)`` -> ``(H, W)`` in [0, 1].
 :func:`choose_projection` picks among luma, the three channels and the Fisher direction by
 leave-one-out Dice of the in-context model on the support set (the Fisher direction refitted
 without the held-out example), so a colour task that luma serves well keeps luma.
@@ -16,16 +18,23 @@ without the held-out example), so a colour task that luma serves well keeps luma
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from torch import nn
 
-__all__ = ["LUMA", "ColourProjection", "choose_projection", "fit_projection"]
+from .io.image_rules import LUMA  # ITU-R 601-2 luma weights (the input rules' and PIL's convert("L"))
 
-#: ITU-R 601-2 luma weights (what :mod:`universeg_plus.io.inputs` and PIL's ``convert("L")`` use).
-LUMA = (0.299, 0.587, 0.114)
+__all__ = ["COLOUR_MODES", "LUMA", "ColourProjection", "check_colour", "choose_projection", "fit_colour",
+           "fit_projection"]
+
+#: What ``colour=`` may name: ``"luma"`` (the input rules' grey, the default), ``"fisher"`` (the support
+#: set's Fisher direction) or ``"auto"`` (:func:`choose_projection`); a :class:`ColourProjection` also works.
+COLOUR_MODES = ("luma", "fisher", "auto")
+_NAMES = ("luma", "red", "green", "blue", "fisher")
 
 
 @dataclass(frozen=True)
@@ -43,18 +52,37 @@ class ColourProjection:
     low: float = 0.0
     high: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.name not in _NAMES:
+            raise ValueError(f"ColourProjection name must be one of {_NAMES}, got {self.name!r}")
+        if len(self.weights) != 3 or not all(math.isfinite(float(v)) for v in (*self.weights, self.low, self.high)):
+            raise ValueError(
+                f"ColourProjection needs three finite weights and finite low/high, got weights {self.weights}, "
+                f"low {self.low}, high {self.high}"
+            )
+        if not self.high > self.low:
+            raise ValueError(f"ColourProjection needs high > low, got low {self.low}, high {self.high}")
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         x = _rgb01(rgb)
-        y = (x @ np.asarray(self.weights, np.float64) - self.low) / max(self.high - self.low, 1e-12)
+        y = (x @ np.asarray(self.weights, np.float64) - self.low) / (self.high - self.low)
         return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name", "weights", "low", "high"}``: JSON-ready (reports, the CLI)."""
+        return {"name": self.name, "weights": list(self.weights), "low": self.low, "high": self.high}
 
 
 def _rgb01(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` -> float64 in [0, 1]: uint16 / 65535, other integers / 255, floats as given
+    (divided by 255 when above 1, i.e. 0-255 floats)."""
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[-1] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
-    a = a.astype(np.float64)
-    return a / 255.0 if np.issubdtype(np.asarray(rgb).dtype, np.integer) or a.max() > 1.0 else a
+    x = a.astype(np.float64)
+    if a.dtype == np.uint16:
+        return x / 65535.0
+    return x / 255.0 if np.issubdtype(a.dtype, np.integer) or (x.size and x.max() > 1.0) else x
 
 
 def fit_projection(
@@ -135,3 +163,68 @@ def choose_projection(
         return fit_projection(images, binary, seed=seed), means
     chosen = next(p for p in _fixed() if p.name == best)
     return chosen, means
+
+
+def check_colour(colour: Any) -> str | ColourProjection:
+    """``colour=`` checked: one of :data:`COLOUR_MODES` or a :class:`ColourProjection` (the plain luma
+    projection, e.g. ``predictor.colour`` of a grey set, is ``"luma"``: the input rules' own).
+
+    Raises:
+        TypeError: neither a string nor a ColourProjection. ValueError: an unknown name.
+    """
+    if isinstance(colour, ColourProjection):
+        return "luma" if colour == ColourProjection("luma", LUMA) else colour
+    if not isinstance(colour, str):
+        raise TypeError(
+            f"colour must be one of {list(COLOUR_MODES)} or a ColourProjection, got {type(colour).__name__}"
+        )
+    if colour not in COLOUR_MODES:
+        raise ValueError(f"colour must be one of {list(COLOUR_MODES)} or a ColourProjection, got {colour!r}")
+    return colour
+
+
+def fit_colour(
+    colour: str | ColourProjection, model: nn.Module, images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+    size: tuple[int, int] | None = None, names: Sequence[str] | None = None,
+) -> tuple[ColourProjection | None, dict[str, float]]:
+    """The projection ``colour`` asks for on this support set (checked by :func:`check_colour`).
+
+    Args:
+        colour: ``"luma"``, ``"fisher"``, ``"auto"`` or a :class:`ColourProjection`.
+        model: The in-context model ``"auto"`` scores with.
+        images: ``(H, W, 3)`` RGB (uint8 0-255 or float in [0, 1]) or ``(H, W)`` grey, as read
+            (:func:`universeg_plus.io.inputs.image_array` with ``keep_rgb=True``).
+        masks: ``(H, W)`` label maps (non-zero = foreground), one per image.
+        size: The model input size ``"auto"`` scores at.
+        names: Example names for error messages.
+
+    Returns:
+        ``(projection, leave-one-out Dice per candidate)``: ``None`` for the input rules' own luma (a
+        ``"luma"`` request, ``"auto"`` choosing luma, or ``"auto"`` on a grey support set, whose grey
+        stays exactly as it is);
+        the scores are empty unless ``"auto"`` scored at least two colour examples.
+
+    Raises:
+        ValueError: ``"fisher"`` or a projection with a grey example (named), or a mix of grey and
+            colour examples for ``"auto"``.
+    """
+    colour = check_colour(colour)
+    if isinstance(colour, str) and colour == "luma":
+        return None, {}
+    grey = [k for k, im in enumerate(images) if np.ndim(im) != 3]
+    if len(grey) == len(images) and colour == "auto":
+        return None, {}  # nothing to choose from: the grey images as they are
+    if grey:
+        k = grey[0]
+        which = f"support image {names[k] if names else '#' + str(k)}"
+        raise ValueError(
+            f"colour={colour if isinstance(colour, str) else colour.name!r} projects RGB support images, but "
+            f"{which} is grayscale (shape {tuple(np.shape(images[k]))}; {len(grey)} of {len(images)} are): "
+            "give every example in colour (H, W, 3), or colour='luma'"
+        )
+    if isinstance(colour, ColourProjection):
+        return colour, {}
+    if colour == "fisher":
+        return fit_projection(images, masks), {}
+    chosen, scores = choose_projection(model, images, masks, size)
+    return (None if chosen.name == "luma" else chosen), scores  # luma: the input rules' own, bit for bit

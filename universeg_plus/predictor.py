@@ -12,6 +12,8 @@
     tiled = Predictor(inferer=Tiles(scale=1.0, overlap=0.5))   # native resolution, in windows
     tiled.set_support(images, masks)             # the examples at their own sizes
 
+    predictor.set_support(rgb_images, masks, colour="auto")   # colour: a projection learned per task
+
 Multi-class support sets are segmented one-vs-rest per class; the label map takes the most probable
 class per pixel, background where every class is below ``threshold``.
 
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .colour import LUMA, ColourProjection, check_colour, fit_colour
 from .devices import AUTO, resolve_device
 from .inference import Engine
 from .inferers import Inferer, Resize, Slices, SupportData, Tiles
@@ -90,6 +93,10 @@ class Prediction:
             :mod:`universeg_plus.methods`).
         method_scores: ``method="auto"``: leave-one-out Dice on the support set per method tried
             (``"2:unet"`` keys with several labels); else empty.
+        colour: How RGB became the one channel the network takes: ``"luma"`` (the input rules' grey,
+            also for grey images), ``"fisher"``, ``"red"``, ``"green"`` or ``"blue"``
+            (``set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
+        colour_scores: ``colour="auto"``: leave-one-out Dice on the support set per projection; else empty.
     """
 
     probabilities: np.ndarray
@@ -102,6 +109,8 @@ class Prediction:
     uncertainty_score: float | np.ndarray | None = None
     method: str = "incontext"
     method_scores: dict[str, float] = field(default_factory=dict)
+    colour: str = "luma"
+    colour_scores: dict[str, float] = field(default_factory=dict)
 
 
 def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
@@ -200,6 +209,8 @@ class Predictor:
         self._prepared: dict[tuple[Inferer, int], Any] = {}
         self._adapted: dict[int, nn.Module] = {}
         self._fits: Any = None  # methods.MethodFits of the current support set, made on first use
+        self._colour: ColourProjection | None = None  # None: the input rules' luma (colour="luma")
+        self._colour_scores: dict[str, float] = {}
         #: How ``method="adapt"/"unet"/"adapt+unet"/"auto"`` train (a ``methods.MethodSettings``; ``None``: defaults).
         self.method_settings: Any = None
 
@@ -215,7 +226,12 @@ class Predictor:
 
     # ------------------------------------------------------------------ support
     def set_support(
-        self, support: SupportSet | Sequence[Any], masks: Sequence[Any] | None = None, *, max_labels: int | None = MAX_LABELS
+        self,
+        support: SupportSet | Sequence[Any],
+        masks: Sequence[Any] | None = None,
+        *,
+        max_labels: int | None = MAX_LABELS,
+        colour: str | ColourProjection = "luma",
     ) -> Predictor:
         """Use these labelled examples for the following predictions.
 
@@ -226,25 +242,51 @@ class Predictor:
                 their own sizes, which the :class:`~universeg_plus.inferers.Tiles` inferer needs.
             masks: The masks of ``support`` images (binary or integer label maps), same sizes.
             max_labels: Most labels one mask may hold (images given with ``masks`` only).
+            colour: How RGB images become the network's one channel, fitted on these examples and
+                applied alike to every target (:mod:`universeg_plus.colour`): ``"luma"`` (default,
+                the input rules' grey), ``"fisher"`` (the direction in RGB that best separates the
+                masks' foreground from background pixels), ``"auto"`` (the best of luma, R, G, B and
+                Fisher by leave-one-out Dice on the support set; needs 2+ examples to score, costs
+                about 5 x S in-context passes; a grey set stays grey) or a
+                :class:`~universeg_plus.colour.ColourProjection`. Anything but ``"luma"`` needs the
+                images with ``masks`` (a SupportSet holds them grey already; with one, only a
+                ColourProjection, the one its images were made with). The choice is
+                :attr:`colour` (and ``Prediction.colour``), its scores :attr:`colour_scores`.
 
         Returns:
             ``self``.
 
         Raises:
-            TypeError: neither a SupportSet nor images with masks. ValueError: bad examples (named).
+            TypeError: neither a SupportSet nor images with masks; ``colour`` neither a name nor a
+                ColourProjection. ValueError: bad examples (named); an unknown ``colour``;
+                ``"fisher"``/``"auto"`` with a SupportSet; a grey example for ``"fisher"``.
         """
+        colour = check_colour(colour)
+        in_colour = not (isinstance(colour, str) and colour == "luma")
         native = None
+        projection, scores = None, {}
         if isinstance(support, SupportSet):
             if masks is not None:
                 raise TypeError("masks= goes with support images, not with a SupportSet (it holds its masks)")
+            if isinstance(colour, str) and in_colour:
+                raise ValueError(
+                    f"colour={colour!r} learns from the support images in colour, but a SupportSet holds them "
+                    f"grey already: call set_support(images, masks, colour={colour!r}) with the images themselves"
+                )
+            projection = colour if in_colour else None
             if support.size != self.input_size:
                 log.info("resampling the support set from %s to the model input size %s", support.size, self.input_size)
                 support = support.resized(self.input_size)
         elif masks is not None:
             items, _ = as_batch(support, "support image", single=False)
             mask_items, _ = as_batch(masks, "support mask", single=False)
-            arrays, labels = read_pairs(items, mask_items, max_labels=max_labels)
+            arrays, labels = read_pairs(items, mask_items, max_labels=max_labels, keep_rgb=in_colour)
             names = [example_name(x, k) for k, x in enumerate(items)]
+            if in_colour:
+                projection, scores = fit_colour(colour, self.model, arrays, labels, self.input_size, names)
+                # grey by the projection, or (luma kept) by the input rules themselves, bit for bit
+                arrays = [(projection(a) if projection is not None else image_array(a)) if a.ndim == 3 else a
+                          for a in arrays]
             native = tuple(zip(arrays, labels))
             support = SupportSet.from_arrays(arrays, labels, size=self.input_size, names=names, max_labels=max_labels)
         else:
@@ -260,7 +302,36 @@ class Predictor:
         self._support = SupportData(support, native)
         self._prepared = {}
         self._fits = None
+        self._colour, self._colour_scores = projection, scores
+        if in_colour:
+            log.info("colour projection: %s%s", self.colour.name,
+                     f" (leave-one-out Dice {scores})" if scores else "")
         return self
+
+    @property
+    def colour(self) -> ColourProjection:
+        """How RGB images become one channel for the current support set (``set_support(..., colour=)``):
+        the input rules' luma unless a projection was asked for and chosen."""
+        return self._colour or ColourProjection("luma", LUMA)
+
+    @property
+    def colour_scores(self) -> dict[str, float]:
+        """``colour="auto"``: the mean leave-one-out Dice on the support set per projection; else empty."""
+        return dict(self._colour_scores)
+
+    def _target_array(self, x: Any, where: str) -> np.ndarray:
+        """A target as the support set's images were made: ``(H, W)`` float32, finite (the input
+        rules, then the support set's colour projection for RGB)."""
+        if self._colour is None:
+            return image_array(x, "target", where)
+        a = image_array(x, "target", where, keep_rgb=True)
+        if a.ndim == 3:
+            return self._colour(a)
+        raise ValueError(
+            f"the target{' ' + where if where else ''} is grayscale (shape {tuple(a.shape)}), but the support set's "
+            f"images were projected from colour ({self._colour.name}): give the target in colour (H, W, 3) too, "
+            "or set_support(..., colour='luma')"
+        )
 
     @property
     def support(self) -> SupportSet:
@@ -408,7 +479,7 @@ class Predictor:
         inferer = _check_inferer(kwargs.pop("inferer", None) or self.inferer)
         opts = _options(kwargs.pop("options", None), **kwargs)
         items, _ = as_batch(targets, "target", single=False)
-        arrays = [image_array(t, "target", _target_name(t, i, True)) for i, t in enumerate(items)]
+        arrays = [self._target_array(t, _target_name(t, i, True)) for i, t in enumerate(items)]
         return self._run(arrays, inferer, opts)
 
     def predict_volume(self, volume: Any, axis: int = 2, **kwargs: Any) -> Prediction:
@@ -514,7 +585,7 @@ class Predictor:
     # ------------------------------------------------------------------ internals
     def _predict_images(self, target: Any, inferer: Inferer, options: PredictOptions) -> Prediction:
         items, batched = as_batch(target, "target")
-        arrays = [image_array(t, "target", _target_name(t, i, batched)) for i, t in enumerate(items)]
+        arrays = [self._target_array(t, _target_name(t, i, batched)) for i, t in enumerate(items)]
         sizes = {a.shape for a in arrays}
         if batched and len(sizes) > 1:
             raise ValueError(
@@ -525,7 +596,8 @@ class Predictor:
             return preds[0]
         out = Prediction(
             np.stack([p.probabilities for p in preds]), np.stack([p.mask for p in preds]), preds[0].classes,
-            method=preds[0].method, method_scores=preds[0].method_scores,
+            method=preds[0].method, method_scores=preds[0].method_scores, colour=preds[0].colour,
+            colour_scores=preds[0].colour_scores,
         )
         return _with_samples(out, preds, lambda maps: np.stack(maps))
 
@@ -533,10 +605,11 @@ class Predictor:
         name = volume.name if isinstance(volume, Named) else (str(volume) if isinstance(volume, (str, os.PathLike)) else "")
         planes = slices.split(volume_array(volume, "target volume", name))
         where = f"{name or 'volume'} slice {{}} along axis {slices.axis}"
-        arrays = [image_array(planes[k], "target", where.format(k)) for k in range(len(planes))]
+        arrays = [self._target_array(planes[k], where.format(k)) for k in range(len(planes))]
         preds = self._run(arrays, slices.inferer, options)
         out = Prediction(slices.merge([p.probabilities for p in preds]), slices.merge([p.mask for p in preds]),
-                         preds[0].classes, method=preds[0].method, method_scores=preds[0].method_scores)
+                         preds[0].classes, method=preds[0].method, method_scores=preds[0].method_scores,
+                         colour=preds[0].colour, colour_scores=preds[0].colour_scores)
         return _with_samples(out, preds, slices.merge)
 
     def _run(self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions) -> list[Prediction]:
@@ -562,7 +635,8 @@ class Predictor:
             mask = label_map(p, classes, options.threshold)  # the model's decision, before calibration
             p = cal(p)
             out.append(Prediction(p[0] if len(classes) == 1 else p, mask, list(classes), method=used,
-                                  method_scores=dict(scores)))
+                                  method_scores=dict(scores), colour=self.colour.name,
+                                  colour_scores=self.colour_scores))
         return out
 
     def _class_maps(
@@ -632,7 +706,7 @@ class Predictor:
                 Prediction(
                     summary.mean[0] if len(classes) == 1 else summary.mean, summary.mean_mask, list(classes),
                     sample_masks=summary.masks, uncertainty=summary.uncertainty, regions=summary.regions,
-                    uncertainty_score=summary.score,
+                    uncertainty_score=summary.score, colour=self.colour.name, colour_scores=self.colour_scores,
                 )
             )
         return out
@@ -695,6 +769,7 @@ def segment(
     *,
     pretrained: bool | None = None,
     max_labels: int | None = MAX_LABELS,
+    colour: str | ColourProjection = "luma",
     **kwargs: Any,
 ) -> Prediction:
     """One call from images to a mask.
@@ -709,12 +784,18 @@ def segment(
         pretrained: For a name without trained weights, ``False`` says random weights are wanted
             (see :class:`Predictor`).
         max_labels: Most labels one support mask may hold (``None``: no limit).
+        colour: ``"luma"``, ``"fisher"``, ``"auto"`` or a projection (see :meth:`Predictor.set_support`).
         **kwargs: ``threshold``, ``ensemble``, ``support_size``, ``flips``, ``seed``, ``method``, ``time_budget_s``.
 
     Returns:
         :class:`Prediction` at the target's original size.
     """
     options = PredictOptions.from_kwargs(kwargs)
+    colour = check_colour(colour)
     predictor = Predictor(model, device=device, pretrained=pretrained)
-    support = SupportSet.from_arrays(support_images, support_masks, size=predictor.input_size, max_labels=max_labels)
-    return predictor.set_support(support).predict(target, options=options)
+    if isinstance(colour, str) and colour == "luma":
+        support = SupportSet.from_arrays(support_images, support_masks, size=predictor.input_size,
+                                         max_labels=max_labels)
+        return predictor.set_support(support).predict(target, options=options)
+    predictor.set_support(support_images, support_masks, max_labels=max_labels, colour=colour)
+    return predictor.predict(target, options=options)

@@ -106,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train the U-Net for the wall time of the best other method (rows 'U-Net, equal wall time')",
     )
     parser.add_argument(
+        "--colour", "--color", nargs="+", choices=["fisher", "auto"], default=[], metavar="PROJECTION",
+        help="also score the in-context model with the support set's colour projection (fisher and/or auto, "
+        "Predictor.set_support(colour=...); rows 'UniverSeg, colour: ...'); RGB task files only, a grey task's "
+        "rows equal the plain UniverSeg rows",
+    )
+    parser.add_argument(
         "--resolution",
         choices=["native", "stored"],
         default="native",
@@ -165,6 +171,8 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--auto-budget", repr(args.auto_budget)]
     if args.unet_equal_time:
         parts.append("--unet-equal-time")
+    if args.colour:
+        parts += ["--colour", *args.colour]
     if args.resolution != "native":
         parts += ["--resolution", args.resolution]
     parts += ["--seed", str(args.seed)]
@@ -234,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         auto_folds=args.auto_folds,
         auto_budget_s=args.auto_budget,
         unet_equal_time=args.unet_equal_time,
+        colour=tuple(args.colour),
     )
 
     # the model and what it was trained on

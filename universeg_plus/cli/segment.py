@@ -40,6 +40,7 @@ With --samples K --uncertainty, each target also gets <stem>_uncertainty.npy (fl
 Example:
   universeg-plus segment --support task/ --target scans/ --out predictions/ --overlay
   universeg-plus segment --support task/ --target scans/ --out predictions/ --samples 8 --uncertainty
+  universeg-plus segment --support dermoscopy/ --target photos/ --out predictions/ --colour auto
 """
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget", type=float, default=None, metavar="SECONDS",
         help="what --method auto may spend choosing and fitting, per label (default: no limit)",
     )
+    parser.add_argument(
+        "--colour", "--color", choices=("luma", "fisher", "auto"), default="luma",
+        help="how colour (RGB) images become the network's one channel, fitted on the support set and applied to "
+        "every target: luma (default, grey as always), fisher (the RGB direction that best separates the masks' "
+        "foreground from background), auto (the best of luma, R, G, B and fisher by leave-one-out Dice on the "
+        "support set). Needs 2D support image files (docs/colour.md)",
+    )
     more = parser.add_argument_group("adaptation and native resolution")
     more.add_argument(
         "--adapt-steps", type=_positive, default=None, metavar="N",
@@ -192,11 +200,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.support_set is not None:
         predictor.set_support(SupportSet.load(args.support_set))
-    elif args.tiled:  # the examples at their own sizes, for the support windows
+    elif args.tiled or args.colour != "luma":  # the examples as read: native sizes (windows), RGB (colour)
         from ..io.images import paired_files
 
         pairs = paired_files(args.support_images, args.support_masks)
-        predictor.set_support([p[1] for p in pairs], [p[2] for p in pairs], max_labels=args.max_labels)
+        predictor.set_support([p[1] for p in pairs], [p[2] for p in pairs], max_labels=args.max_labels,
+                              colour=args.colour)
+        if args.colour != "luma":
+            print(_colour_line(predictor.colour.name, predictor.colour_scores))
     else:
         predictor.set_support(SupportSet.from_folder(
             args.support_images, args.support_masks, size=predictor.input_size, axis=args.axis,
@@ -255,6 +266,11 @@ def _options(args: argparse.Namespace) -> Any:
         raise ValueError("--time-budget applies to --method auto")
     if args.tiled and args.method != "incontext":
         raise ValueError("--tiled predicts in-context in windows; --method applies to whole-image mode")
+    if args.colour != "luma" and args.support_set is not None:
+        raise ValueError(
+            f"--colour {args.colour} learns from the support images in colour; a --support-set file holds them grey: "
+            "give --support DIR (or --support-images and --support-masks)"
+        )
     try:
         if args.uncertainty and args.samples < 2:
             raise ValueError("uncertainty needs --samples K with K >= 2 (the spread of K masks is the uncertainty)")
@@ -266,6 +282,12 @@ def _options(args: argparse.Namespace) -> Any:
     except (TypeError, ValueError) as exc:
         name, _, rest = str(exc).partition(" ")
         raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
+
+
+def _colour_line(name: str, scores: dict[str, float]) -> str:
+    """``colour: fisher (leave-one-out Dice: luma 0.346, ..., fisher 0.828)``."""
+    loo = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+    return f"colour: {name}" + (f" (leave-one-out Dice on the support set: {loo})" if loo else "")
 
 
 def _support_folders(args: argparse.Namespace) -> None:

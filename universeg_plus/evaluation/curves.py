@@ -22,7 +22,8 @@ from .report import _LABELS, _methods
 __all__ = ["PRIOR_METHODS", "curve_points", "curves_markdown", "plot_curves", "write_curves"]
 
 #: Methods that use the in-context prior (the issue's "ahead of the U-Net" count is about these).
-PRIOR_METHODS = ("universeg", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet_prior",
+PRIOR_METHODS = ("universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble",
+                 "universeg_adapt", "universeg_adapt_mix", "unet_prior",
                  "adapt_unet", "auto")
 
 

@@ -73,6 +73,8 @@ TIMING_FIELDS = ["task", "dataset", "method", "requested_support", "support_size
 _INT_FIELDS = {"requested_support", "support_size", "ensemble", "target", "n_targets", "hd95_undefined"}
 _LABELS = {
     "universeg": "UniverSeg",
+    "universeg_colour_fisher": "UniverSeg, colour: Fisher projection",
+    "universeg_colour_auto": "UniverSeg, colour: leave-one-out choice",
     "universeg_ensemble": "UniverSeg ensemble",
     "universeg_adapt": "UniverSeg + adapt",
     "universeg_adapt_mix": "UniverSeg + adapt, mixed with UniverSeg",

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -51,9 +51,11 @@ log = logging.getLogger(__name__)
 
 #: Method names in the records, in report order: the model with one support set, with an ensemble
 #: of support sets, adapted to the support set, adapted and un-adapted averaged, the U-Net, and the
-#: U-Net given UniverSeg's probabilities as a second input channel.
+#: U-Net given UniverSeg's probabilities as a second input channel; ``universeg_colour_*``: the model with
+#: the support set's colour projection (``Predictor.set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
 METHODS = (
-    "universeg", "universeg_ensemble", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior",
+    "universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble", "universeg_adapt",
+    "universeg_adapt_mix", "unet", "unet_prior",
     "adapt_unet", "auto", "unet_equal_time",
 )
 #: The record name of each :mod:`universeg_plus.methods` method.
@@ -93,6 +95,11 @@ class EvalSettings(BaseModel):
         unet_equal_time: Also train the U-Net with as many steps as fit in the wall time of the best
             other method of the episode (by mean Dice; never fewer than ``baseline_config.steps``,
             at most 10x): rows ``unet_equal_time``, so that no claim rests on a starved baseline.
+        colour: Colour projections scored beside the plain (luma) in-context rows, each fitted on
+            the support set and applied to the targets as ``Predictor.set_support(images, masks,
+            colour=...)`` does: ``"fisher"`` and/or ``"auto"`` (rows ``universeg_colour_<name>``,
+            wall time: the fit, the leave-one-out choice and the prediction). On a grey task there is
+            no colour to project: the rows are the ``universeg`` maps (and its time).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -117,6 +124,12 @@ class EvalSettings(BaseModel):
     auto_folds: int = Field(4, ge=1)
     auto_budget_s: float | None = Field(None, gt=0)
     unet_equal_time: bool = False
+    colour: tuple[Literal["fisher", "auto"], ...] = ()
+
+    @field_validator("colour")
+    @classmethod
+    def _colours(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v))
 
     @field_validator("support_sizes")
     @classmethod
@@ -212,6 +225,16 @@ def predictor_probabilities(predictor: Predictor, support: SupportSet, targets: 
     return [p.probabilities for p in predictor.set_support(support).predict_many(list(targets))]
 
 
+def colour_probabilities(
+    predictor: Predictor, task: EvalTask, indices: Sequence[int], targets: Sequence[Any], colour: str
+) -> list[np.ndarray]:
+    """``Predictor.set_support(images, masks, colour=colour).predict_many(targets)`` with the pairs at
+    ``indices`` as read (RGB kept): ``(H, W)`` float32 maps at each target's size."""
+    idx = list(indices)
+    predictor.set_support([task.images[i] for i in idx], [task.masks[i] for i in idx], colour=colour)
+    return [p.probabilities for p in predictor.predict_many(list(targets))]
+
+
 def _prepared(images: Sequence[Any], size: tuple[int, int]) -> torch.Tensor:
     """Targets prepared as the Predictor prepares them: ``(T, 1, h, w)`` in [0, 1]."""
     return torch.stack([prepare_image(x, size, where=f"target #{i}") for i, x in enumerate(images)])
@@ -253,6 +276,13 @@ def _episode_probabilities(
     probs["universeg"] = clock.run(
         "universeg", lambda: predictor_probabilities(predictor, support, targets), *ens_tag
     )
+    for colour in settings.colour:
+        row = f"universeg_colour_{colour}"
+        if any(task.images[i].ndim != 3 for i in ep.supports[0]):  # grey: nothing to project
+            probs[row] = probs["universeg"]
+            clock.spent[row] = clock.spent["universeg"]
+            continue
+        probs[row] = clock.run(row, lambda c=colour: colour_probabilities(predictor, task, ep.supports[0], targets, c))
     if with_ens:
         members = [probs["universeg"]]
         for sup in ep.supports[1:]:
@@ -440,7 +470,7 @@ def evaluate(
                 kept.update({(*key, m): ps for m, ps in probs.items()})
             cache[key] = rows, spent
         rows, spent = cache[key]
-        methods = [("universeg", 1)]
+        methods = [("universeg", 1)] + [(f"universeg_colour_{c}", 1) for c in settings.colour]
         if "universeg_ensemble" in rows and _wants_ensemble(settings, ep.requested_support):
             methods.append(("universeg_ensemble", ep.ensemble))
         if settings.runs_adapt(ep.requested_support):

@@ -114,12 +114,14 @@ def read_pairs(
     *,
     max_labels: int | None = MAX_LABELS,
     kinds: tuple[str, str] = ("support image", "support mask"),
+    keep_rgb: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(image, mask) pairs at their own sizes: images by :func:`image_array`, masks by
     :func:`as_label_map` and :func:`binary_from_255` over the whole set.
 
     Returns:
-        ``(images, label maps)``: ``(H, W)`` float32 (finite) and ``(H, W)`` int64, pair by pair the same size.
+        ``(images, label maps)``: ``(H, W)`` float32 (finite) and ``(H, W)`` int64, pair by pair the same size;
+        with ``keep_rgb`` an RGB image stays ``(H, W, 3)`` as stored (see :func:`image_array`).
 
     Raises:
         ValueError: counts differ, empty, an image and its mask differ in size, or any image/mask error.
@@ -131,13 +133,13 @@ def read_pairs(
     arrays, label_maps = [], []
     for k, (img, msk) in enumerate(zip(images, masks)):
         where_i, where_m = _item_name(img, k), _item_name(msk, k)
-        image = image_array(img, kinds[0], where_i)
+        image = image_array(img, kinds[0], where_i, keep_rgb=keep_rgb)
         labels = as_label_map(msk, where_m, kind=kinds[1], max_labels=max_labels)
-        if image.shape != labels.shape:
+        if image.shape[:2] != labels.shape:
             raise ValueError(
                 f"{_name(kinds[0], where_i)} is {_hw(image.shape)} pixels but its mask {where_m} is "
                 f"{_hw(labels.shape)} pixels: a mask must have its image's size (image size "
-                f"{tuple(image.shape)}, mask size {tuple(labels.shape)})"
+                f"{tuple(image.shape[:2])}, mask size {tuple(labels.shape)})"
             )
         arrays.append(image)
         label_maps.append(labels)

@@ -103,8 +103,11 @@ def to_array(x: Any, kind: str = "image", where: str = "") -> np.ndarray:
     )
 
 
-def as_image_2d(arr: np.ndarray, kind: str = "image", where: str = "") -> np.ndarray:
+def as_image_2d(arr: np.ndarray, kind: str = "image", where: str = "", *, keep_rgb: bool = False) -> np.ndarray:
     """``(H, W)`` or ``(H, W, C)`` -> ``(H, W)`` (luminance for RGB images); anything else is an error.
+
+    With ``keep_rgb`` an RGB image stays ``(H, W, 3)`` as stored (for a per-task colour projection,
+    :mod:`universeg_plus.colour`); every other input is treated as without it.
 
     Raises:
         TypeError: non-numeric data.
@@ -133,6 +136,10 @@ def as_image_2d(arr: np.ndarray, kind: str = "image", where: str = "") -> np.nda
                 f"{name} is a colour image, not a mask (shape {tuple(arr.shape)}): save masks as single-channel "
                 "label maps (0 = background, 1, 2, ... or 0/255)"
             )
+        if keep_rgb:
+            if a.shape[0] < 1 or a.shape[1] < 1:
+                raise ValueError(f"{name} is empty: shape {tuple(arr.shape)}; it needs at least 1x1 pixels")
+            return a
         a = a[..., :3].astype(np.float64) @ np.asarray(LUMA)
     if a.ndim == 3:
         first = " (channels first? move them last: np.moveaxis(a, 0, -1))" if a.shape[0] in (3, 4) else ""
@@ -157,16 +164,21 @@ def _check_finite(a: np.ndarray, kind: str, where: str) -> None:
             )
 
 
-def image_array(x: Any, kind: str = "image", where: str = "") -> np.ndarray:
+def image_array(x: Any, kind: str = "image", where: str = "", *, keep_rgb: bool = False) -> np.ndarray:
     """Steps 1-3 of the image rule: any image input -> ``(H, W)`` float32, finite.
+
+    With ``keep_rgb`` an RGB image comes back ``(H, W, 3)``, finite, its dtype as stored (``uint8``
+    0-255, float in [0, 1]...), for :mod:`universeg_plus.colour` to project; other images as without it.
 
     Raises:
         TypeError / ValueError / FileNotFoundError: see :func:`to_array` and :func:`as_image_2d`; NaN or
         inf values; values beyond float32's range.
     """
     where = where or describe(x)
-    a = as_image_2d(to_array(x, kind, where), kind, where)
+    a = as_image_2d(to_array(x, kind, where), kind, where, keep_rgb=keep_rgb)
     _check_finite(a, kind, where)
+    if a.ndim == 3:  # RGB kept (keep_rgb): its dtype says its value range
+        return np.ascontiguousarray(a)
     if a.dtype != np.float32:
         if a.dtype.kind == "f" and a.size and float(np.abs(a).max()) > _F32_MAX:
             raise ValueError(

@@ -9,7 +9,9 @@ Images (:func:`prepare_image`), in this order:
 1. Read (PNG/JPEG/TIFF/BMP/NPY/NIfTI file, NumPy array, torch tensor or PIL image) as stored.
 2. Squeeze singleton axes; RGB -> grayscale by luminance ``0.299 R + 0.587 G + 0.114 B``. Files and
    PIL images in RGBA/LA/CMYK/palette modes are converted to RGB first; an array with 4 channels is
-   refused (RGBA or 4 slices? say which: ``image[..., :3]`` or a volume function).
+   refused (RGBA or 4 slices? say which: ``image[..., :3]`` or a volume function). With
+   ``keep_rgb=True`` (:func:`image_array`, :func:`read_pairs`) RGB stays ``(H, W, 3)`` as stored, for
+   the support set's colour projection (:mod:`universeg_plus.colour`, ``set_support(..., colour=)``).
 3. Check: numeric, 2D, non-empty, finite (and within float32's range).
 4. Resize to the model input size with antialiased bilinear interpolation (a tent filter widened by
    the down-sampling factor; plain bilinear when up-sampling), in float32.
