@@ -9,7 +9,15 @@ import torch
 from single_thread import one_thread  # noqa: F401  (autouse: one torch thread)
 
 from universeg_plus import create_model, list_models
-from universeg_plus.adapt import AdaptConfig, adapt_model, in_context_probabilities, trainable_parameters
+from universeg_plus.adapt import (
+    AdaptConfig,
+    WindowEpisodes,
+    adapt_model,
+    adapt_on_windows,
+    in_context_probabilities,
+    trainable_parameters,
+)
+from universeg_plus.inferers import Resize, Tiles
 from universeg_plus.predictor import Predictor
 from universeg_plus.support import SupportSet
 
@@ -208,3 +216,99 @@ def test_predictor_adapt_errors(model) -> None:
     compiled = Predictor(Compiled()).set_support(SupportSet.from_arrays(images[:4], masks[:4], size=(32, 32)))
     with pytest.raises(TypeError, match="eager torch model"):
         compiled.adapt(steps=1)
+
+
+# ---------------------------------------------------------------- adaptation on native-scale windows
+def _thin(n: int = 4, shape: tuple[int, int] = (48, 80)) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """uint8 images of 1-pixel columns alternating dark/bright (gone after any 2x downsampling) with a
+    bright 2-pixel-wide vertical line (the foreground), and its masks."""
+    images, masks = [], []
+    for i in range(n):
+        img = np.zeros(shape, np.uint8)
+        img[:, ::2] = 90
+        m = np.zeros(shape, np.uint8)
+        m[4 + i : 40 + i, 12 + 13 * i : 14 + 13 * i] = 1
+        img[m > 0] = 255
+        images.append(img)
+        masks.append(m)
+    return images, masks
+
+
+def _recorded(model: torch.nn.Module, run) -> list[torch.Tensor]:
+    """The targets every forward pass of ``model`` (and of its deep copies) saw while ``run()`` ran."""
+    seen: list[torch.Tensor] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    try:
+        out = run()
+    finally:
+        handle.remove()
+    for m in out if isinstance(out, (list, tuple)) else [out]:
+        m._forward_pre_hooks.clear()  # the adapted copy carries the hook
+    return seen
+
+
+def test_adaptation_on_windows_trains_on_native_scale_windows(model) -> None:
+    images, masks = _thin()
+    tiles = Tiles(windows_per_support=2)
+    before = _state(model)
+    predictor = Predictor(model, inferer=tiles).set_support(images, masks)
+    episodes = tiles.episodes(predictor._support_data, 1, (32, 32))
+    opts = dict(steps=2, lr=1e-2, batch_size=2, augment=False, crop=None, progress=False)
+    native = _recorded(model, lambda: adapt_on_windows(model, episodes, seed=0, **opts))
+    resized = _recorded(model, lambda: adapt_model(model, predictor.support.images, predictor.support.masks, **opts))
+    assert len(native) == len(resized) == 2 and native[0].shape == resized[0].shape == (2, 1, 32, 32)
+    # the 1-pixel columns reach the network only from native-scale windows
+    contrast = [float((t[..., 1:] - t[..., :-1]).abs().mean()) for t in native + resized]
+    assert min(contrast[:2]) > 0.25 and max(contrast[2:]) < 0.1, contrast
+    adapted = adapt_on_windows(model, episodes, seed=0, **opts)
+    assert len(_equal(before, _state(adapted))) < len(before)  # weights changed
+    assert _equal(before, _state(model)) == list(before)  # the original untouched
+    again = adapt_on_windows(model, episodes, seed=0, **opts)
+    other = adapt_on_windows(model, episodes, seed=1, **opts)
+    assert _equal(_state(adapted), _state(again)) == list(before)
+    assert len(_equal(_state(adapted), _state(other))) < len(before)
+
+
+def test_tiled_prediction_uses_the_copy_adapted_on_windows(model) -> None:
+    images, masks = _thin(5)
+    tiles = Tiles(windows_per_support=2)
+    opts = dict(steps=3, lr=1e-2, seed=0, crop=16, batch_size=2, progress=False)
+    predictor = Predictor(model, inferer=tiles).set_support(images[:4], masks[:4])
+    plain = predictor.predict(images[4]).probabilities
+    tuned = predictor.adapt(**opts).predict(images[4]).probabilities  # default: the Predictor's inferer
+    assert predictor.adapted and np.abs(tuned - plain).max() > 1e-4
+    # the same copy built by hand: adapt_on_windows on the Tiles episodes, then a fresh tiled Predictor
+    seed = opts.pop("seed")
+    direct = adapt_on_windows(model, tiles.episodes(predictor._support_data, 1, (32, 32)), seed=seed, **opts)
+    by_hand = Predictor(direct, inferer=tiles).set_support(images[:4], masks[:4]).predict(images[4]).probabilities
+    np.testing.assert_allclose(tuned, by_hand, atol=1e-6)
+    # inferer= on adapt() of a whole-image Predictor gives that copy too; Resize() adapts another one
+    whole = Predictor(model).set_support(images[:4], masks[:4]).adapt(inferer=tiles, seed=seed, **opts)
+    np.testing.assert_allclose(whole.predict(images[4], inferer=tiles).probabilities, tuned, atol=1e-6)
+    on_resized = Predictor(model, inferer=tiles).set_support(images[:4], masks[:4])
+    on_resized.adapt(inferer=Resize(), seed=seed, **opts)
+    assert np.abs(on_resized.predict(images[4]).probabilities - tuned).max() > 1e-4
+    np.testing.assert_array_equal(predictor.reset().predict(images[4]).probabilities, plain)
+
+
+def test_adaptation_on_windows_errors(model) -> None:
+    images, masks = _thin()
+    prepared = Predictor(model).set_support(SupportSet.from_arrays(images, masks, size=(32, 32)))
+    with pytest.raises(ValueError, match=r"set_support\(images, masks\)"):
+        prepared.adapt(steps=1, inferer=Tiles(), progress=False)
+    with pytest.raises(TypeError, match="inferer must be Resize\\(\\), Tiles\\(...\\) or another Inferer, got str"):
+        prepared.adapt(steps=1, inferer="tiles")
+    native = Predictor(model).set_support(images, masks)
+    with pytest.raises(ValueError, match="window episodes keep the tiled scale"):
+        native.adapt(steps=1, inferer=Tiles(), size=(32, 32), progress=False)
+    with pytest.raises(ValueError, match="crop must be divisible by 4, got 30"):
+        native.adapt(steps=1, inferer=Tiles(), crop=30, progress=False)
+    assert not prepared.adapted and not native.adapted
+    episodes = Tiles().episodes(native._support_data, 1, (32, 32))
+    with pytest.raises(TypeError, match="episodes must be WindowEpisodes .* got tuple"):
+        adapt_on_windows(model, (images, masks))
+    with pytest.raises(TypeError, match="torch module"):
+        adapt_on_windows(lambda *a: a[0], episodes)
+    odd = WindowEpisodes([torch.zeros(40, 40)], [torch.zeros(40, 40, dtype=torch.bool)], (30, 30))
+    with pytest.raises(ValueError, match=r"window \(30, 30\) must be divisible by 4"):
+        adapt_on_windows(model, odd)

@@ -105,7 +105,8 @@ def test_user_errors(root, tmp_path, capsys) -> None:
 
 
 def test_adapt_and_prior_rows_via_real_process(root, weights, tmp_path) -> None:
-    """The user path: a fresh ``python -m universeg_plus evaluate`` with adaptation, the U-Net and its prior variant."""
+    """The user path: a fresh ``python -m universeg_plus evaluate`` with adaptation (on whole images and on
+    native-scale windows, predicted tiled), the U-Net and its prior variant."""
     import os
     import subprocess
     import sys
@@ -114,14 +115,21 @@ def test_adapt_and_prior_rows_via_real_process(root, weights, tmp_path) -> None:
     args = [sys.executable, "-m", "universeg_plus", "evaluate", "--model", "universeg-tiny", "--weights", str(weights),
             "--data-root", str(root), "--tasks", "beta", "--support-sizes", "2", "--targets", "2", "--ensemble", "1",
             "--baseline", "--baseline-steps", "2", "--baseline-prior", "--adapt-steps", "2", "--adapt-mix",
+            "--adapt-tiled",
             "--threads", "1", "--no-progress", "--out", str(tmp_path / "e")]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     methods = {r["method"] for r in _rows(tmp_path / "e" / "summary.csv")}
-    assert methods == {"universeg", "universeg_adapt", "universeg_adapt_mix", "unet", "unet_prior"}
+    assert methods == {
+        "universeg", "universeg_adapt", "universeg_adapt_mix", "universeg_adapt_tiled", "unet", "unet_prior"
+    }
     assert {r["method"] for r in _rows(tmp_path / "e" / "timings.csv")} == methods
     assert "UniverSeg + adapt" in proc.stdout and "wall time per task" in proc.stdout
-    assert "--adapt --adapt-steps 2 --adapt-mix" in (tmp_path / "e" / "results.md").read_text()
+    assert "UniverSeg + adapt, tiled" in proc.stdout
+    results = (tmp_path / "e" / "results.md").read_text()
+    assert "--adapt --adapt-steps 2 --adapt-mix --adapt-tiled" in results and "- adaptation, tiled:" in results
+    tiled = [r for r in _rows(tmp_path / "e" / "per_target.csv") if r["method"] == "universeg_adapt_tiled"]
+    assert len(tiled) == 2 and all(0.0 <= float(r["dice"]) <= 1.0 for r in tiled)
     bad = subprocess.run([*args[:-2], "--adapt-steps", "0", "--out", str(tmp_path / "f")],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "--adapt-steps must be >= 1" in bad.stderr and not (tmp_path / "f").exists()

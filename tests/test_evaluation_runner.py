@@ -83,3 +83,8 @@ def test_colour_rows_are_what_a_predictor_user_gets() -> None:
         np.testing.assert_array_equal(got, p.probabilities)
     with pytest.raises(ValueError, match="fisher"):
         EvalSettings(colour=("hsv",))
+
+
+def test_adapt_tiled_needs_adapt_settings() -> None:
+    with pytest.raises(ValueError, match="adapt_tiled needs adapt settings"):
+        EvalSettings(adapt_tiled=True)

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from universeg_plus.windows import (
+    EPISODE_OVERLAP,
     View,
+    WindowEpisodes,
     blend_windows,
     fuse,
     gaussian_weights,
@@ -128,3 +130,70 @@ def test_view_names_and_validation():
         View(1.0, "median")
     with pytest.raises(ValueError, match="scale must be in"):
         View(-2.0)
+
+
+# ---------------------------------------------------------------------- adaptation episodes
+def _striped(shape=(48, 80), seed=0):
+    """An image of 1-pixel columns alternating 0/1 (erased by any 2x downsampling) and a 1-pixel-wide
+    vertical line of foreground, as float32 / bool tensors."""
+    h, w = shape
+    img = torch.zeros(h, w)
+    img[:, ::2] = 1.0
+    fg = torch.zeros(h, w, dtype=torch.bool)
+    x = 10 + 7 * seed
+    fg[5:40, x] = True
+    return img, fg
+
+
+def test_window_episodes_are_native_scale_windows_of_the_examples():
+    pairs = [_striped(seed=s) for s in range(3)]
+    eps = WindowEpisodes([p[0] for p in pairs], [p[1] for p in pairs], WINDOW, normalize="image")
+    imgs, masks = eps.draw(torch.tensor([[0, 1, 2], [2, 0, 1]]), torch.Generator().manual_seed(0))
+    assert imgs.shape == masks.shape == (2, 3, 1, 32, 32) and imgs.dtype == masks.dtype == torch.float32
+    index = [[0, 1, 2], [2, 0, 1]]
+    for b in range(2):
+        for n in range(3):
+            src, fg = pairs[index[b][n]]
+            found = [(y, x) for y, x in window_grid(src.shape, WINDOW, EPISODE_OVERLAP)
+                     if torch.equal(masks[b, n, 0], fg[y : y + 32, x : x + 32].float())
+                     and torch.equal(imgs[b, n, 0], src[y : y + 32, x : x + 32])]
+            assert found, f"episode {b} entry {n} is not a native-scale window of example {index[b][n]}"
+    # the 1-pixel stripes and line survive at scale 1; at scale 0.5 the stripes are averaged away
+    assert bool((imgs[..., 1:] != imgs[..., :-1]).all())
+    half = WindowEpisodes([p[0] for p in pairs], [p[1] for p in pairs], WINDOW, scale=0.5, normalize="image")
+    h_imgs, _ = half.draw(torch.tensor([[0, 1]]), torch.Generator().manual_seed(0))
+    assert float((h_imgs[..., 1:] != h_imgs[..., :-1]).float().mean()) < 0.1
+
+
+@pytest.mark.parametrize("fg_fraction, expected", [(1.0, True), (0.0, False)])
+def test_window_episodes_foreground_share(fg_fraction, expected):
+    pairs = [_striped(seed=s) for s in range(2)]
+    eps = WindowEpisodes([p[0] for p in pairs], [p[1] for p in pairs], WINDOW, fg_fraction=fg_fraction)
+    _, masks = eps.draw(torch.zeros(20, 1, dtype=torch.long), torch.Generator().manual_seed(1))
+    assert [bool(m.any()) for m in masks[:, 0]] == [expected] * 20
+
+
+def test_window_episodes_are_seeded_and_pad_small_examples():
+    img, fg = _striped((20, 24))
+    eps = WindowEpisodes([img], [fg], WINDOW)
+    a = eps.draw(torch.zeros(3, 2, dtype=torch.long), torch.Generator().manual_seed(5))
+    b = eps.draw(torch.zeros(3, 2, dtype=torch.long), torch.Generator().manual_seed(5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert a[0].shape == (3, 2, 1, 32, 32) and float(a[0][..., 20:, :].abs().sum()) == 0.0  # zero padding
+    assert len(eps) == 1
+
+
+def test_window_episodes_reject_bad_input():
+    img, fg = _striped()
+    with pytest.raises(ValueError, match="as many foregrounds as images"):
+        WindowEpisodes([img, img], [fg], WINDOW)
+    with pytest.raises(ValueError, match="as many foregrounds as images"):
+        WindowEpisodes([], [], WINDOW)
+    with pytest.raises(ValueError, match=r"example 0: image \(48, 80\) and foreground \(48, 79\)"):
+        WindowEpisodes([img], [fg[:, :-1]], WINDOW)
+    with pytest.raises(ValueError, match="scale must be in"):
+        WindowEpisodes([img], [fg], WINDOW, scale=9.0)
+    with pytest.raises(ValueError, match="fg_fraction must be in"):
+        WindowEpisodes([img], [fg], WINDOW, fg_fraction=1.5)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        WindowEpisodes([img], [fg], WINDOW, normalize="none")

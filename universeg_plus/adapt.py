@@ -13,6 +13,14 @@ them (per-entry and per-episode transforms from :mod:`universeg_plus.data.augmen
 Adam step on Dice + BCE (:class:`~universeg_plus.nn.loss.DiceBCELoss`). With a single example
 the target is an augmented copy of the support example. The original model is never modified.
 
+For tiled prediction (:class:`~universeg_plus.inferers.Tiles`), :func:`adapt_on_windows` draws the
+episodes from windows of the native-size support examples at the tiled scale instead
+(:class:`~universeg_plus.windows.WindowEpisodes`), so the copy learns the structures at the width in
+pixels it will see them; the rest of the loop is the same::
+
+    episodes = Tiles().episodes(support_data, label=1, window=(128, 128))
+    adapted = adapt_on_windows(model, episodes, steps=300, seed=0)
+
 Cost: one step runs the network on ``batch_size * episode_support`` (target, support) pairs forward
 and backward; the model's prediction afterwards costs the same as without adaptation.
 """
@@ -40,8 +48,18 @@ from .data.augment import (
 )
 from .io.inputs import resize_image, resize_indicators
 from .nn.loss import DiceBCELoss
+from .windows import WindowEpisodes
 
-__all__ = ["PARTS", "AdaptConfig", "adapt_config", "adapt_model", "in_context_probabilities", "trainable_parameters"]
+__all__ = [
+    "PARTS",
+    "AdaptConfig",
+    "WindowEpisodes",
+    "adapt_config",
+    "adapt_model",
+    "adapt_on_windows",
+    "in_context_probabilities",
+    "trainable_parameters",
+]
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +196,11 @@ def _lr_factor(step: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
-def _episodes(
-    images: torch.Tensor, masks: torch.Tensor, batch: int, k: int, g: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, k + 1, 1, H, W)`` images and masks: ``k`` support entries, then the target."""
-    n = images.shape[0]
+def _episode_index(n: int, batch: int, k: int, g: torch.Generator) -> torch.Tensor:
+    """``(B, k + 1)`` example numbers per episode: ``k`` distinct support entries, then the target."""
     if n == 1:  # nothing to leave out: the target is (an augmented copy of) the example itself
-        idx = torch.zeros(batch, k + 1, dtype=torch.long)
-    else:
-        idx = torch.stack([torch.randperm(n, generator=g)[: k + 1].roll(-1) for _ in range(batch)])
-    return images[idx], masks[idx]
+        return torch.zeros(batch, k + 1, dtype=torch.long)
+    return torch.stack([torch.randperm(n, generator=g)[: k + 1].roll(-1) for _ in range(batch)])
 
 
 def _crop(
@@ -232,22 +245,94 @@ def adapt_model(
         TypeError: ``model`` is not a torch module (e.g. a compiled model), or tensors are not tensors.
         ValueError: bad shapes or values, unknown options or ``parts``.
     """
-    from tqdm.auto import tqdm
-
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"adaptation needs a torch module (UniverSegPlus), got {type(model).__name__}; "
-            "adapt the eager model, then compile the adapted copy"
-        )
+    _check_module(model)
     cfg = adapt_config(config, **options) if options else config or AdaptConfig()
     multiple = getattr(getattr(model, "config", None), "size_multiple", 1)
     _check_support(support_images, support_masks, multiple)
     if cfg.size is not None and (cfg.size[0] % multiple or cfg.size[1] % multiple):
         raise ValueError(f"size must be divisible by {multiple}, got {cfg.size}")
     hw = tuple(cfg.size) if cfg.size is not None else tuple(support_images.shape[-2:])
+    crop = _crop_size(cfg, hw, multiple)
+
+    images = support_images.detach().float()
+    masks = support_masks.detach().float()
+    if cfg.size is not None and tuple(cfg.size) != tuple(images.shape[-2:]):
+        images = resize_image(images, cfg.size)
+        masks = resize_indicators(masks[:, 0], cfg.size)[:, None]
+    return _fine_tune(model, len(images), lambda idx, g: (images[idx], masks[idx]), cfg, crop, seed, progress)
+
+
+def adapt_on_windows(
+    model: nn.Module,
+    episodes: WindowEpisodes,
+    config: AdaptConfig | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    **options: object,
+) -> nn.Module:
+    """Fine-tune a copy of ``model`` on leave-k-out episodes of windows at the tiled mode's scale.
+
+    As :func:`adapt_model`, but each episode entry is a window of the model input size cut from a
+    native-size support example at :class:`~universeg_plus.inferers.Tiles`' scale
+    (:class:`~universeg_plus.windows.WindowEpisodes`), so thin structures keep the width in pixels
+    that tiled prediction shows the network; ``crop`` (default 64) then cuts one shared random
+    ``crop x crop`` part of an episode's windows, as :func:`adapt_model` does.
+
+    Args:
+        model: An in-context network (a :class:`~universeg_plus.model.UniverSegPlus`); left unchanged.
+        episodes: The support examples at their own sizes, with the tiled geometry
+            (``Tiles.episodes(...)`` builds them from a Predictor's support set).
+        config, seed, progress, options: As :func:`adapt_model` (``size`` is refused: the windows
+            fix the scale).
+
+    Returns:
+        The adapted copy, in eval mode, on the model's device.
+
+    Raises:
+        TypeError: ``model`` is not a torch module, or ``episodes`` not :class:`WindowEpisodes`.
+        ValueError: a window or crop the model cannot take, ``size`` set, unknown options.
+    """
+    _check_module(model)
+    if not isinstance(episodes, WindowEpisodes):
+        raise TypeError(f"episodes must be WindowEpisodes (native-size support windows), got {type(episodes).__name__}")
+    cfg = adapt_config(config, **options) if options else config or AdaptConfig()
+    if cfg.size is not None:
+        raise ValueError(
+            f"size resizes whole support images; window episodes keep the tiled scale (got size={cfg.size})"
+        )
+    multiple = getattr(getattr(model, "config", None), "size_multiple", 1)
+    window = episodes.window
+    if window[0] % multiple or window[1] % multiple:
+        raise ValueError(f"the window {window} must be divisible by {multiple} (the model input size)")
+    crop = _crop_size(cfg, window, multiple)
+    return _fine_tune(model, len(episodes), episodes.draw, cfg, crop, seed, progress)
+
+
+def _check_module(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"adaptation needs a torch module (UniverSegPlus), got {type(model).__name__}; "
+            "adapt the eager model, then compile the adapted copy"
+        )
+
+
+def _crop_size(cfg: AdaptConfig, hw: tuple[int, int], multiple: int) -> int | None:
+    """The episodes' crop side, ``None`` when the episodes are no larger than it."""
     if cfg.crop is not None and cfg.crop % multiple:
         raise ValueError(f"crop must be divisible by {multiple}, got {cfg.crop}")
-    crop = cfg.crop if cfg.crop is not None and cfg.crop < min(hw) else None  # no smaller than the episode
+    return cfg.crop if cfg.crop is not None and cfg.crop < min(hw) else None  # no smaller than the episode
+
+
+Draw = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _fine_tune(
+    model: nn.Module, n: int, draw: Draw, cfg: AdaptConfig, crop: int | None, seed: int, progress: bool
+) -> nn.Module:
+    """The adaptation loop: ``draw(index (B, k + 1), generator)`` gives each step's episodes
+    ``(B, k + 1, 1, h, w)`` images and masks of the ``n`` examples (the last entry the target)."""
+    from tqdm.auto import tqdm
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -255,17 +340,11 @@ def adapt_model(
     adapted.eval()  # no dropout/batch-norm updates: adaptation changes weights only
     if cfg.steps == 0:
         return adapted
-    flags = {n: p.requires_grad for n, p in adapted.named_parameters()}
+    flags = {name: p.requires_grad for name, p in adapted.named_parameters()}
     chosen = dict(trainable_parameters(adapted, cfg.parts))
-    for n, p in adapted.named_parameters():
-        p.requires_grad_(n in chosen)
+    for name, p in adapted.named_parameters():
+        p.requires_grad_(name in chosen)
 
-    images = support_images.detach().float().to(device)
-    masks = support_masks.detach().float().to(device)
-    if cfg.size is not None and tuple(cfg.size) != tuple(images.shape[-2:]):
-        images = resize_image(images, cfg.size)
-        masks = resize_indicators(masks[:, 0], cfg.size)[:, None]
-    n = images.shape[0]
     k = max(1, min(cfg.episode_support or n - 1, n - 1))
     aug = _augmentation() if cfg.augment else Compose([])
     opt = torch.optim.AdamW(list(chosen.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -278,8 +357,8 @@ def adapt_model(
                leave=False)
     loss_v = float("nan")
     for _ in bar:
-        ep_i, ep_m = _episodes(images, masks, cfg.batch_size, k, g)
-        ep_i, ep_m = aug(ep_i, ep_m, g_dev)
+        ep_i, ep_m = draw(_episode_index(n, cfg.batch_size, k, g), g)
+        ep_i, ep_m = aug(ep_i.to(device), ep_m.to(device), g_dev)
         if crop is not None:
             ep_i, ep_m = _crop(ep_i, ep_m, crop, g)
         target, target_mask = ep_i[:, k].contiguous(), ep_m[:, k].contiguous()
@@ -296,8 +375,8 @@ def adapt_model(
     bar.close()
     log.info("adapted %s (%s) on %d examples: %d steps, final loss %.4f, threads %s", type(model).__name__, cfg.parts,
              n, cfg.steps, loss_v, governor.choices or governor.candidates)
-    for n_, p in adapted.named_parameters():
-        p.requires_grad_(flags[n_])
+    for name, p in adapted.named_parameters():
+        p.requires_grad_(flags[name])
     return adapted.eval()
 
 

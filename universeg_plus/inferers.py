@@ -14,6 +14,8 @@ Writing another one: subclass :class:`Inferer` as a frozen dataclass (its fields
 options; being hashable lets the Predictor cache :meth:`Inferer.prepare` per support set) and
 implement :meth:`~Inferer.prepare` (the support tensors for one label, cached until the next
 ``set_support``) and :meth:`~Inferer.probabilities` (images in, one ``(H, W)`` map per image out).
+An inferer also says what adaptation trains on (:meth:`~Inferer.adapt`, ``Predictor.adapt``): whole
+images at the model size by default, the windows it predicts at for :class:`Tiles`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .windows import (
     check_scale,
     fuse,
     gaussian_weights,
+    WindowEpisodes,
     support_windows,
     target_windows,
 )
@@ -71,6 +74,27 @@ class SupportData:
 
 class Inferer(abc.ABC):
     """How 2D images are covered (subclasses are frozen dataclasses, so hashable and immutable)."""
+
+    def adapt(
+        self, model: Any, support: SupportData, label: int, window: tuple[int, int], config: Any, seed: int,
+        progress: bool,
+    ) -> Any:
+        """A copy of ``model`` fine-tuned for foreground ``label`` on episodes as this inferer shows the
+        network its inputs; here the support set at the model size (:func:`~universeg_plus.adapt.adapt_model`).
+
+        Args:
+            model: The eager network (left unchanged).
+            support: The support set.
+            label: The foreground label (one-vs-rest).
+            window: The model input size ``(h, w)``.
+            config: The checked :class:`~universeg_plus.adapt.AdaptConfig`.
+            seed, progress: As :func:`~universeg_plus.adapt.adapt_model`.
+        """
+        from .adapt import adapt_model
+
+        ex = support.examples
+        masks = (ex.masks == label).float() if ex.classes else ex.masks
+        return adapt_model(model, ex.images, masks, config, seed=seed, progress=progress)
 
     def check(self, support: SupportData, options: PredictOptions, engine: Engine) -> Any:
         """Check the options against this support set and engine before any forward pass.
@@ -174,17 +198,30 @@ class Tiles(Inferer):
                 "ensemble and support_size apply to the Resize inferer; Tiles uses every support window "
                 "(tune windows_per_support instead)"
             )
-        if support.native is None:
-            raise ValueError(
-                "tiled mode needs the support examples at their own sizes: call "
-                "predictor.set_support(images, masks) with the images and masks, not a prepared SupportSet"
-            )
+        _native(support)
+
+    def episodes(self, support: SupportData, label: int, window: tuple[int, int]) -> WindowEpisodes:
+        """Adaptation episodes for ``label``: windows of the native-size examples at this inferer's scale,
+        normalisation and foreground share (:class:`~universeg_plus.windows.WindowEpisodes`).
+
+        Raises:
+            ValueError: the support set was given without its native-size images.
+        """
+        images, fgs = _native(support, label)
+        return WindowEpisodes(images, fgs, window, self.scale, self.fg_fraction, self.normalize)
+
+    def adapt(
+        self, model: Any, support: SupportData, label: int, window: tuple[int, int], config: Any, seed: int,
+        progress: bool,
+    ) -> Any:
+        """A copy of ``model`` fine-tuned on the windows this inferer predicts at
+        (:func:`~universeg_plus.adapt.adapt_on_windows`, episodes from :meth:`episodes`)."""
+        from .adapt import adapt_on_windows
+
+        return adapt_on_windows(model, self.episodes(support, label, window), config, seed=seed, progress=progress)
 
     def prepare(self, support: SupportData, label: int, window: tuple[int, int]) -> dict[str, torch.Tensor]:
-        if support.native is None:  # check() refuses this before any call
-            raise RuntimeError("Tiles.prepare needs the native-size support examples")
-        images = [torch.from_numpy(img) for img, _ in support.native]
-        fgs = [torch.from_numpy(lab == label) for _, lab in support.native]
+        images, fgs = _native(support, label)
         windows = support_windows(
             images, fgs, window, self.scale, self.windows_per_support, self.fg_fraction, self.normalize, self.seed
         )
@@ -212,6 +249,21 @@ class Tiles(Inferer):
                 tiled = fuse([probabilities_to_size(glob, a.shape)[0], tiled], self.fusion)
             out.append(tiled)
         return out
+
+
+def _native(support: SupportData, label: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The native-size support images ``(H, W)`` float32 and their ``label`` foregrounds ``(H, W)`` bool.
+
+    Raises:
+        ValueError: the support set was given as a prepared SupportSet (no native-size examples).
+    """
+    if support.native is None:
+        raise ValueError(
+            "tiled mode needs the support examples at their own sizes: call "
+            "predictor.set_support(images, masks) with the images and masks, not a prepared SupportSet"
+        )
+    native = support.native
+    return [torch.from_numpy(img) for img, _ in native], [torch.from_numpy(lab == label) for _, lab in native]
 
 
 @dataclass(frozen=True)

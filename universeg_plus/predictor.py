@@ -352,17 +352,22 @@ class Predictor:
         seed: int = 0,
         parts: str | None = None,
         progress: bool = True,
+        *,
+        inferer: Inferer | Slices | None = None,
         **options: Any,
     ) -> Predictor:
         """Fine-tune a copy of the model on the current support set (test-time adaptation).
 
-        Episodes come from the support set alone (leave-k-out, augmented); see
-        :func:`universeg_plus.adapt.adapt_model` and :class:`~universeg_plus.adapt.AdaptConfig` for
-        the defaults (300 steps, lr 1e-3, 64x64 crops: about the wall time of training the per-task
-        U-Net of ``universeg-plus evaluate --baseline``). Later predictions use the adapted copy with
-        the full support set, whatever the inferer (tiled mode included); the original model is never
-        changed, :meth:`reset` returns to it, and :meth:`set_support` with a new set does too. A
-        multi-label set adapts one copy per label.
+        Episodes come from the support set alone (leave-k-out, augmented), drawn as ``inferer`` shows
+        the network its inputs: :class:`~universeg_plus.inferers.Resize` adapts on the examples at the
+        model size (:func:`universeg_plus.adapt.adapt_model`), :class:`~universeg_plus.inferers.Tiles`
+        on windows cut from the native-size examples at its scale
+        (:func:`universeg_plus.adapt.adapt_on_windows`: thin structures keep their width in pixels).
+        See :class:`~universeg_plus.adapt.AdaptConfig` for the defaults (300 steps, lr 1e-3, 64x64
+        crops: about the wall time of training the per-task U-Net of ``universeg-plus evaluate
+        --baseline``). Later predictions use the adapted copy with the full support set, whatever the
+        inferer; the original model is never changed, :meth:`reset` returns to it, and
+        :meth:`set_support` with a new set does too. A multi-label set adapts one copy per label.
 
         Args:
             steps: Adam steps (default: ``AdaptConfig.steps``).
@@ -370,6 +375,9 @@ class Predictor:
             seed: Seeds episodes and augmentation (same support + seed -> same weights).
             parts: ``"all"``, ``"decoder"``, ``"encoder"`` or ``"last"`` (default ``"all"``).
             progress: Show a progress bar with the loss.
+            inferer: The inferer the adapted copy will predict with (default: the Predictor's; for
+                ``Slices``, the one covering each slice); a ``Tiles`` one needs
+                ``set_support(images, masks)`` (the examples at their own sizes).
             **options: Other :class:`~universeg_plus.adapt.AdaptConfig` fields (``batch_size``, ``crop`` ...).
 
         Returns:
@@ -377,12 +385,14 @@ class Predictor:
 
         Raises:
             RuntimeError: no support set yet.
-            TypeError: a compiled model (adapt the eager model, then compile the copy), or bad option types.
-            ValueError: option values out of range.
+            TypeError: a compiled model (adapt the eager model, then compile the copy), an inferer that
+                is not one, or bad option types.
+            ValueError: option values out of range; ``Tiles`` without the native-size examples.
         """
-        from .adapt import adapt_config, adapt_model
+        from .adapt import adapt_config
 
         support = self.support
+        inner = _check_inferer(inferer.inferer if isinstance(inferer, Slices) else inferer or self.inferer)
         if not isinstance(self.model, nn.Module):
             raise TypeError(
                 f"adapt() needs an eager torch model, this Predictor holds {type(self.model).__name__}; "
@@ -394,10 +404,9 @@ class Predictor:
         config = adapt_config(**{k: v for k, v in given.items() if v is not None}, **options)
         adapted: dict[int, nn.Module] = {}
         for c in support.classes or [1]:
-            masks = (support.masks == c).float() if support.classes else support.masks
             if len(support.classes) > 1:
                 log.info("adapting a copy for label %d", c)
-            adapted[c] = adapt_model(self.model, support.images, masks, config, seed=int(seed), progress=progress)
+            adapted[c] = inner.adapt(self.model, self._support_data, c, self.input_size, config, int(seed), progress)
         self._adapted = adapted
         return self
 

@@ -50,12 +50,15 @@ __all__ = [
     "FUSION_RULES",
     "NORMALIZATIONS",
     "View",
+    "WindowEpisodes",
     "balanced_corners",
     "blend_windows",
     "fuse",
     "gaussian_weights",
     "pad_to",
+    "scaled_example",
     "scaled_size",
+    "split_corners",
     "support_windows",
     "target_windows",
     "window_grid",
@@ -226,6 +229,16 @@ def window_image(win: torch.Tensor, normalize: Normalization) -> torch.Tensor:
     return normalize_image(win) if normalize == "window" else win
 
 
+def split_corners(
+    fg: torch.Tensor, window: Sequence[int], overlap: float
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The corners of the ``overlap`` grid of windows over ``fg`` ``(H, W)`` bool: ``(with foreground, without)``."""
+    wh, ww = window
+    candidates = window_grid(fg.shape, window, overlap)
+    has_fg = [bool(fg[y : y + wh, x : x + ww].any()) for y, x in candidates]
+    return [c for c, f in zip(candidates, has_fg) if f], [c for c, f in zip(candidates, has_fg) if not f]
+
+
 def balanced_corners(
     fg: torch.Tensor, window: Sequence[int], k: int, fg_fraction: float, gen: torch.Generator
 ) -> list[tuple[int, int]]:
@@ -234,18 +247,23 @@ def balanced_corners(
     Candidates lie on a 3/4-overlap grid; each kind is shuffled by ``gen`` and one kind tops up
     the other when it runs out.
     """
-    wh, ww = window
-    candidates = window_grid(fg.shape, window, 0.75)
-    has_fg = [bool(fg[y : y + wh, x : x + ww].any()) for y, x in candidates]
-    with_fg = [c for c, f in zip(candidates, has_fg) if f]
-    without = [c for c, f in zip(candidates, has_fg) if not f]
+    with_fg, without = split_corners(fg, window, 0.75)
     with_fg = [with_fg[i] for i in torch.randperm(len(with_fg), generator=gen).tolist()]
     without = [without[i] for i in torch.randperm(len(without), generator=gen).tolist()]
-    k = min(k, len(candidates))
+    k = min(k, len(with_fg) + len(without))
     n_fg = min(len(with_fg), round(k * fg_fraction))
     n_bg = min(len(without), k - n_fg)
     n_fg = min(len(with_fg), k - n_bg)  # top up from the windows with foreground
     return with_fg[:n_fg] + without[:n_bg]
+
+
+def scaled_example(
+    img: torch.Tensor, fg: torch.Tensor, window: Sequence[int], scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One native-size example as the tiled mode sees it (step 1): image ``(H', W')`` float32 in [0, 1]
+    and foreground ``(H', W')`` bool at ``scale`` x its size, zero-padded to at least ``window``."""
+    size = scaled_size(img.shape, scale)
+    return pad_to(standardize_image(img, size), window), pad_to(resize_indicators(fg[None], size)[0], window)
 
 
 def support_windows(
@@ -273,9 +291,7 @@ def support_windows(
     wh, ww = window
     win_imgs, win_masks = [], []
     for img, fg in zip(images, foregrounds):
-        size = scaled_size(img.shape, scale)
-        s_img = pad_to(standardize_image(img, size), window)
-        s_fg = pad_to(resize_indicators(fg[None], size)[0], window)
+        s_img, s_fg = scaled_example(img, fg, window, scale)
         for y, x0 in balanced_corners(s_fg, window, windows_per_support, fg_fraction, gen):
             win_imgs.append(window_image(s_img[y : y + wh, x0 : x0 + ww], normalize))
             win_masks.append(s_fg[y : y + wh, x0 : x0 + ww])
@@ -292,6 +308,78 @@ def target_windows(
     wh, ww = window
     wins = torch.stack([window_image(x[y : y + wh, x0 : x0 + ww], normalize) for y, x0 in corners])[:, None]
     return wins, corners, size
+
+
+#: Overlap of the grid adaptation episodes draw their window positions from (denser than the
+#: support windows' 3/4 grid: more distinct episodes from few examples).
+EPISODE_OVERLAP = 0.875
+
+
+class WindowEpisodes:
+    """Adaptation episodes at the tiled mode's scale: windows cut from the native-size support examples.
+
+    Each example is resized by ``scale`` and padded as :func:`support_windows` does (step 1 of the
+    module docstring); an episode entry is one ``window``-sized window of one example, normalised as
+    the tiled mode normalises its windows. A window with foreground is drawn with probability
+    ``fg_fraction`` (always one when the example has no window without, never when it has none with),
+    at a position drawn uniformly from that kind on a 7/8-overlap grid. So the network is fine-tuned
+    on what :class:`~universeg_plus.inferers.Tiles` shows it: target and support windows at the same
+    pixel size, with the same share of foreground windows as its support windows.
+
+    Args:
+        images: ``S`` checked images ``(H, W)`` float32 (any sizes).
+        foregrounds: Their foreground indicators ``(H, W)`` bool, same sizes.
+        window: The model input size ``(h, w)``.
+        scale, fg_fraction, normalize: See :class:`universeg_plus.inferers.Tiles`.
+
+    Raises:
+        ValueError: no example, a count or size mismatch, an option out of range.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[torch.Tensor],
+        foregrounds: Sequence[torch.Tensor],
+        window: Sequence[int],
+        scale: float = 1.0,
+        fg_fraction: float = 0.5,
+        normalize: Normalization = "window",
+    ) -> None:
+        if len(images) < 1 or len(images) != len(foregrounds):
+            raise ValueError(
+                f"WindowEpisodes needs as many foregrounds as images (at least one), got {len(images)} images "
+                f"and {len(foregrounds)} foregrounds"
+            )
+        for i, (img, fg) in enumerate(zip(images, foregrounds)):
+            if tuple(img.shape) != tuple(fg.shape) or img.ndim != 2:
+                raise ValueError(
+                    f"example {i}: image {tuple(img.shape)} and foreground {tuple(fg.shape)} must be one (H, W) size"
+                )
+        self.window = check_size(window)
+        self.scale = check_scale(scale)
+        self.fg_fraction = check_fraction("fg_fraction", fg_fraction)
+        self.normalize = check_choice("normalize", normalize, NORMALIZATIONS)
+        self.examples = [scaled_example(im, fg.bool(), self.window, self.scale) for im, fg in zip(images, foregrounds)]
+        self.corners = [split_corners(fg, self.window, EPISODE_OVERLAP) for _, fg in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def cut(self, example: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One random window of ``example``: image ``(h, w)`` float32 in [0, 1], mask ``(h, w)`` float32 in {0, 1}."""
+        with_fg, without = self.corners[example]
+        draw_fg = bool(with_fg) and (not without or float(torch.rand((), generator=gen)) < self.fg_fraction)
+        pool = with_fg if draw_fg else without
+        y, x = pool[int(torch.randint(len(pool), (), generator=gen))]
+        (wh, ww), (img, fg) = self.window, self.examples[example]
+        return window_image(img[y : y + wh, x : x + ww], self.normalize), fg[y : y + wh, x : x + ww].float()
+
+    def draw(self, index: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Episodes of windows: ``index`` ``(B, N)`` example numbers -> images and masks ``(B, N, 1, h, w)``."""
+        cuts = [[self.cut(int(i), gen) for i in row] for row in index]
+        images = torch.stack([torch.stack([c[0] for c in row]) for row in cuts])[:, :, None]
+        masks = torch.stack([torch.stack([c[1] for c in row]) for row in cuts])[:, :, None]
+        return images, masks
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ DESCRIPTION = (
     "Per held-out task and label: fixed seeded targets, support sets drawn from the other pairs, Dice/IoU/"
     "sensitivity/specificity/HD95 at each support size, with and without ensembling, and optionally a U-Net "
     "trained from scratch on the same support set (--baseline), and the model adapted to each support set "
-    "(--adapt-steps N). Every method sees what a Predictor user gets: the task files at their own size "
+    "(--adapt-steps N), also on native-resolution windows with tiled prediction (--adapt-tiled). Every method "
+    "sees what a Predictor user gets: the task files at their own size "
     "through SupportSet/Predictor, scored at native resolution. Refuses tasks the weights were trained on. "
     "Example: universeg-plus evaluate --model universeg-v1 --weights runs/v1/best "
     "--data-root /data/tasks --baseline --out eval/v1"
@@ -74,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--adapt-mix", action="store_true", help="also score the mean of adapted and un-adapted probabilities"
+    )
+    parser.add_argument(
+        "--adapt-tiled", action="store_true",
+        help="also adapt on native-resolution windows and predict tiled (rows 'UniverSeg + adapt, tiled'; "
+        "thin and small structures; implies --adapt, same steps/lr/parts)",
     )
     parser.add_argument(
         "--samples",
@@ -147,7 +153,7 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--baseline-support-sizes", *map(str, args.baseline_support_sizes)]
         if args.baseline_prior:
             parts.append("--baseline-prior")
-    if args.adapt or args.adapt_steps:
+    if args.adapt or args.adapt_steps or args.adapt_tiled:
         parts.append("--adapt")
         if args.adapt_steps is not None:
             parts += ["--adapt-steps", str(args.adapt_steps)]
@@ -159,6 +165,8 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--adapt-support-sizes", *map(str, args.adapt_support_sizes)]
         if args.adapt_mix:
             parts.append("--adapt-mix")
+        if args.adapt_tiled:
+            parts.append("--adapt-tiled")
     if args.samples:
         parts += ["--samples", str(args.samples)]
         if args.uncertainty != "entropy":
@@ -214,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     device = str(resolve_device(args.device))
     if args.samples is not None and args.samples < 2:
         raise ValueError(f"--samples must be >= 2 (K sampled masks), got {args.samples}")
-    adapting = args.adapt or args.adapt_steps is not None
+    adapting = args.adapt or args.adapt_steps is not None or args.adapt_tiled
     if args.adapt_steps is not None and args.adapt_steps < 1:
         raise ValueError(f"--adapt-steps must be >= 1, got {args.adapt_steps}")
     extras = args.adapt_lr is not None or args.adapt_parts or args.adapt_support_sizes or args.adapt_mix
@@ -237,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         adapt=AdaptConfig(**adapt_options) if adapting else None,
         adapt_support_sizes=tuple(args.adapt_support_sizes) if args.adapt_support_sizes else None,
         adapt_mix=args.adapt_mix,
+        adapt_tiled=args.adapt_tiled,
         adapt_unet=args.adapt_unet,
         auto=args.auto,
         auto_folds=args.auto_folds,

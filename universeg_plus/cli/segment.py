@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     more.add_argument(
         "--adapt-steps", type=_positive, default=None, metavar="N",
         help="first fine-tune a copy of the model on the support set for N steps (Predictor.adapt; "
-        "300 is about the time of training a small per-task U-Net)",
+        "300 is about the time of training a small per-task U-Net; with --tiled, on native-scale windows)",
     )
     more.add_argument("--adapt-lr", type=float, default=None, help="adaptation learning rate (default: 1e-3)")
     more.add_argument(

@@ -23,7 +23,7 @@ __all__ = ["PRIOR_METHODS", "curve_points", "curves_markdown", "plot_curves", "w
 
 #: Methods that use the in-context prior (the issue's "ahead of the U-Net" count is about these).
 PRIOR_METHODS = ("universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble",
-                 "universeg_adapt", "universeg_adapt_mix", "unet_prior",
+                 "universeg_adapt", "universeg_adapt_mix", "universeg_adapt_tiled", "unet_prior",
                  "adapt_unet", "auto")
 
 

@@ -78,6 +78,7 @@ _LABELS = {
     "universeg_ensemble": "UniverSeg ensemble",
     "universeg_adapt": "UniverSeg + adapt",
     "universeg_adapt_mix": "UniverSeg + adapt, mixed with UniverSeg",
+    "universeg_adapt_tiled": "UniverSeg + adapt, tiled",
     "unet": "U-Net (per task)",
     "unet_prior": "U-Net + UniverSeg prior",
     "adapt_unet": "UniverSeg + adapt, mixed with the U-Net",
@@ -360,6 +361,11 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[s
             + (f" at {a.size[0]}x{a.size[1]}" if a.size else "")
             + (", augmented" if a.augment else "")
         )
+        if s.adapt_tiled:
+            info["adaptation, tiled"] = (
+                "the same settings on episodes of model-input-size windows at native scale (then the shared crop), "
+                "predicted in overlapping native-scale windows (Tiles inferer, default geometry)"
+            )
     if s.auto:
         info["auto"] = (
             f"method chosen per (task, S) by leave-one-out Dice on {s.auto_folds} held-out support examples among "

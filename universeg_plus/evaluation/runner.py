@@ -14,6 +14,9 @@ Every method sees the same inputs a :class:`~universeg_plus.predictor.Predictor`
   ensembling averages before its linear upsampling, which gives the same map);
 * UniverSeg + adapt: ``Predictor.adapt()`` on the same support set (a copy fine-tuned by
   :func:`~universeg_plus.adapt.adapt_model`), then ``predict_many``, then ``reset()``;
+* UniverSeg + adapt, tiled: ``Predictor.set_support(images, masks)`` with the same pairs at their own
+  size, ``adapt(inferer=Tiles())`` (windows at native scale,
+  :func:`~universeg_plus.adapt.adapt_on_windows`), then ``predict_many(targets, inferer=Tiles())``;
 * U-Net: trained on the prepared support tensors, applied to the prepared targets, its model-size
   probabilities upsampled to each target's size by the Predictor's rule
   (:func:`~universeg_plus.evaluation.native.to_original_size`).
@@ -39,6 +42,7 @@ from .. import metrics
 from ..adapt import AdaptConfig, in_context_probabilities
 from ..data.tasks import BinaryTask
 from ..io.inputs import prepare_image
+from ..inferers import Tiles
 from ..predictor import Predictor
 from ..support import SupportSet
 from ..supervised import BaselineConfig, predict_baseline, train_baseline
@@ -50,12 +54,13 @@ __all__ = ["METHODS", "EvalSettings", "EvaluationResult", "evaluate"]
 log = logging.getLogger(__name__)
 
 #: Method names in the records, in report order: the model with one support set, with an ensemble
-#: of support sets, adapted to the support set, adapted and un-adapted averaged, the U-Net, and the
-#: U-Net given UniverSeg's probabilities as a second input channel; ``universeg_colour_*``: the model with
-#: the support set's colour projection (``Predictor.set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
+#: of support sets, adapted to the support set, adapted and un-adapted averaged, adapted on native-scale
+#: windows and predicted tiled, the U-Net, and the U-Net given UniverSeg's probabilities as a second
+#: input channel; ``universeg_colour_*``: the model with the support set's colour projection
+#: (``Predictor.set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
 METHODS = (
     "universeg", "universeg_colour_fisher", "universeg_colour_auto", "universeg_ensemble", "universeg_adapt",
-    "universeg_adapt_mix", "unet", "unet_prior",
+    "universeg_adapt_mix", "universeg_adapt_tiled", "unet", "unet_prior",
     "adapt_unet", "auto", "unet_equal_time",
 )
 #: The record name of each :mod:`universeg_plus.methods` method.
@@ -85,6 +90,9 @@ class EvalSettings(BaseModel):
             with these settings (``None``: no adaptation rows).
         adapt_support_sizes: Requested S values adapted for (``None``: all of ``support_sizes``).
         adapt_mix: Also score the mean of the adapted and un-adapted probabilities.
+        adapt_tiled: Also adapt on windows at native scale and predict tiled (the
+            :class:`~universeg_plus.inferers.Tiles` inferer, default geometry), with the settings of
+            ``adapt``: rows ``universeg_adapt_tiled``, for the tasks' thin and small structures.
         adapt_unet: Also score the mean of the adapted model's and the U-Net's probabilities (rows
             ``adapt_unet``, where both run; wall time: both).
         auto: Also score ``method="auto"`` (:func:`universeg_plus.methods.choose_method`: leave-one-out
@@ -119,6 +127,7 @@ class EvalSettings(BaseModel):
     adapt: AdaptConfig | None = None
     adapt_support_sizes: tuple[int, ...] | None = None
     adapt_mix: bool = False
+    adapt_tiled: bool = False
     adapt_unet: bool = False
     auto: bool = False
     auto_folds: int = Field(4, ge=1)
@@ -146,6 +155,8 @@ class EvalSettings(BaseModel):
                 raise ValueError(f"{name} {extra} are not in support_sizes {list(self.support_sizes)}")
         if self.adapt_mix and self.adapt is None:
             raise ValueError("adapt_mix needs adapt settings (the adapted predictions to mix)")
+        if self.adapt_tiled and self.adapt is None:
+            raise ValueError("adapt_tiled needs adapt settings (steps, lr... of the adaptation on windows)")
         if self.baseline_prior and not self.baseline:
             raise ValueError("baseline_prior needs baseline=True (it is a variant of the U-Net baseline)")
         if self.unet_equal_time and not self.baseline:
@@ -312,6 +323,10 @@ def _episode_probabilities(
         if settings.adapt_mix:
             clock.spent["universeg_adapt_mix"] += clock.spent["universeg"]
             probs["universeg_adapt_mix"] = [(a + b) / 2 for a, b in zip(probs["universeg_adapt"], probs["universeg"])]
+        if settings.adapt_tiled:
+            probs["universeg_adapt_tiled"] = clock.run(
+                "universeg_adapt_tiled", lambda: _adapted_tiled(predictor, task, ep, targets, settings, seed, progress)
+            )
     if settings.runs_baseline(ep.requested_support):
 
         def unet_probs() -> list[np.ndarray]:
@@ -347,6 +362,20 @@ def _episode_probabilities(
     if settings.unet_equal_time and "unet" in probs:
         _unet_equal_time(task, ep, settings, size, seed, device, progress, probs, clock)
     return probs, clock.spent
+
+
+def _adapted_tiled(predictor: Predictor, task: EvalTask, ep: Episode, targets: list[Any], settings: EvalSettings,
+                   seed: int, progress: bool) -> list[np.ndarray]:
+    """``universeg_adapt_tiled``: the support pairs at their own size, adapted on native-scale windows and
+    predicted tiled, exactly as a Predictor user does it."""
+    tiles = Tiles()
+    idx = ep.supports[0]
+    predictor.set_support([task.images[i] for i in idx], [task.masks[i].astype(np.uint8) for i in idx])
+    predictor.adapt(seed=seed, progress=progress, inferer=tiles, **settings.adapt.model_dump())
+    try:
+        return [p.probabilities for p in predictor.predict_many(list(targets), inferer=tiles)]
+    finally:
+        predictor.reset()
 
 
 def _mean_dice(task: EvalTask, ep: Episode, maps: list[np.ndarray], threshold: float) -> float:
@@ -477,6 +506,8 @@ def evaluate(
             methods.append(("universeg_adapt", 1))
             if settings.adapt_mix:
                 methods.append(("universeg_adapt_mix", 1))
+            if settings.adapt_tiled:
+                methods.append(("universeg_adapt_tiled", 1))
         if settings.runs_baseline(ep.requested_support):
             methods.append(("unet", 1))
             if settings.baseline_prior:
