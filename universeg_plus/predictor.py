@@ -743,8 +743,7 @@ class Predictor:
         for i in range(len(arrays)):
             k_maps = np.stack([np.stack([per_class[c][i] for c in range(len(classes))]) for per_class in maps])
             summary = summarize_samples(
-                k_maps, classes, options.threshold, cals, levels=[view.level for view in views],
-                sample_calibration=cals, point=0,
+                k_maps, classes, options.threshold, cals, levels=[view.level for view in views], point=0,
             )
             out.append(
                 Prediction(
