@@ -53,8 +53,8 @@ def main() -> int:
     outlines = region_outlines(pred.regions, pred.uncertainty.shape)
     panels = [
         ("image", _grey_rgb(target)),
-        (f"mask (mean of {args.samples})", overlay_mask(target, pred.mask)),
-        ("uncertainty", heat_map(pred.uncertainty)),
+        ("mask", overlay_mask(target, pred.mask)),
+        ("P(mask wrong)", heat_map(pred.uncertainty)),
         ("where to look", draw_outlines(_grey_rgb(target), outlines)),
     ]
     k, gap, title = args.scale, 12, 22
