@@ -7,11 +7,13 @@
    single and K-sample predictions of the protocol's targets at each S
    (:func:`universeg_plus.evaluation.uncertainty.evaluate_uncertainty`, the Predictor's
    ``samples=K``), raw probabilities kept.
-2. A temperature (and, for comparison, a Platt map) fitted on them, for single predictions and for
-   the mean of K samples, minimising the ECE over the relevant pixels; the temperature is written
+2. A Platt map (and, for comparison, a temperature) fitted on them, for single predictions and for
+   the mean of K samples, minimising the ECE over the relevant pixels; the Platt map is written
    to ``--write-calibration``/calibration.json (what the Predictor then applies by default).
-3. Held-out datasets (``DEFAULT_VAL_TASKS``): the same predictions, scored raw and calibrated
-   (entropy of the mean, and sample disagreement, as the uncertainty), against the issue's targets.
+3. Held-out datasets (``DEFAULT_VAL_TASKS``): the same predictions, scored raw and calibrated, with
+   the probability that the mask is wrong (the default map) and the entropy as the uncertainty,
+   against the issue's targets; the last table is what ``Predictor.predict(samples=K)`` reports
+   (its probabilities calibrated on each support set by leave-one-out).
 
 Predictions are cached in ``--cache`` (delete it to recompute). Writes
 ``uncertainty-<model>.md`` and ``uncertainty-<model>.csv`` into ``--out``.
@@ -99,12 +101,12 @@ def main() -> int:
     val = predictions(model, args.data_root, VALIDATION, args, cache / f"validation-{tag}.pkl")
 
     fits = {kind: fit(val, args.samples, kind) for kind in ("temperature", "platt")}
-    temperature, info = fits["temperature"]
+    platt, info = fits["platt"]
     stored = ModelCalibration(
-        temperature.single,
-        temperature.samples,
+        platt.single,
+        platt.samples,
         {
-            "method": "temperature (scale = 1/T on the logit), minimising ECE over relevant pixels",
+            "method": "Platt (p' = sigmoid(scale * logit(p) + shift)), minimising ECE over relevant pixels",
             "fitted_on": list(VALIDATION),
             "support_sizes": args.support_sizes,
             "samples": args.samples,
@@ -120,13 +122,16 @@ def main() -> int:
     held = predictions(model, args.data_root, DEFAULT_VAL_TASKS, args, cache / f"heldout-{tag}.pkl", stored)
 
     sections, all_rows = [], []
-    variants = [
-        ("raw probabilities, entropy", None, "entropy"),
-        ("temperature (stored), entropy", stored, "entropy"),
-        ("Platt (not stored), entropy", fits["platt"][0], "entropy"),
+    variants = [  # (title, calibration of both rows, uncertainty, sampled row as the Predictor reported it)
+        ("raw probabilities, entropy (the uncertainty before this change)", None, "entropy", False),
+        ("Platt (stored), entropy", stored, "entropy", False),
+        ("Platt (stored), probability the mask is wrong", stored, "error", False),
+        ("temperature (not stored), probability the mask is wrong", fits["temperature"][0], "error", False),
+        ("what the Predictor reports: single with the stored Platt map; K samples calibrated on the "
+         "support set (leave-one-out), probability the mask is wrong", stored, "error", True),
     ]
-    for title, cal, kind in variants:
-        rows = uncertainty_rows(held, args.samples, cal, kind)
+    for title, cal, kind, support in variants:
+        rows = uncertainty_rows(held, args.samples, cal, kind, support=support)
         for r in rows:
             r["variant"] = title
         all_rows += rows

@@ -3,8 +3,8 @@
     python scripts/make_uncertainty_figure.py            # -> docs/images/uncertainty.png
 
 The last pair of ``examples/data/<task>`` is the target, the others are the support set; the shipped
-model draws ``--samples`` masks (``Predictor.predict(samples=K)``, calibrated as shipped) and the
-four panels show the target, its mask (the mean's), the uncertainty map and the target with the
+model draws ``--samples`` masks (``Predictor.predict(samples=K)``, calibrated on the support set) and
+the four panels show the target, its mask, the probability that the mask is wrong and the target with the
 ranked high-uncertainty regions outlined (rank 1 thickest), each enlarged for reading.
 """
 
@@ -53,8 +53,8 @@ def main() -> int:
     outlines = region_outlines(pred.regions, pred.uncertainty.shape)
     panels = [
         ("image", _grey_rgb(target)),
-        (f"mask (mean of {args.samples})", overlay_mask(target, pred.mask)),
-        ("uncertainty", heat_map(pred.uncertainty)),
+        ("mask", overlay_mask(target, pred.mask)),
+        ("P(mask wrong)", heat_map(pred.uncertainty)),
         ("where to look", draw_outlines(_grey_rgb(target), outlines)),
     ]
     k, gap, title = args.scale, 12, 22

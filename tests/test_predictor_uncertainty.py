@@ -41,7 +41,13 @@ def test_samples_give_masks_mean_uncertainty_and_regions_at_image_size(predictor
     np.testing.assert_array_equal(again.sample_masks, pred.sample_masks)
     np.testing.assert_array_equal(again.uncertainty, pred.uncertainty)
     other = predictor.predict(target, samples=4, seed=2)
-    assert not np.array_equal(other.probabilities, pred.probabilities)
+    assert not np.array_equal(other.sample_masks[1:], pred.sample_masks[1:])  # the seed draws the views
+    # the reported mask is the plain prediction's; its probability is calibrated on the support set
+    np.testing.assert_array_equal(pred.mask, plain.mask)
+    np.testing.assert_array_equal(other.probabilities, pred.probabilities)
+    cal = predictor._support_calibration(1)
+    raw = (predictor.calibration.single.inverse() if predictor.calibration else Calibration())(plain.probabilities)
+    np.testing.assert_allclose(pred.probabilities, cal(raw), atol=1e-5)
     assert plain.sample_masks is None and plain.uncertainty is None and plain.regions == []
 
 
@@ -84,9 +90,17 @@ def test_calibration_changes_probabilities_not_masks(model):
     a, b = raw.predict(images[0]), calibrated.predict(images[0])
     np.testing.assert_array_equal(a.mask, b.mask)
     np.testing.assert_allclose(b.probabilities, cal.single(a.probabilities), atol=1e-6)
+    # with samples, the support set calibrates itself (leave-one-out): the stored map does not enter
     ka, kb = raw.predict(images[0], samples=3), calibrated.predict(images[0], samples=3)
-    np.testing.assert_allclose(kb.probabilities, cal.samples(ka.probabilities), atol=1e-6)
+    np.testing.assert_allclose(kb.probabilities, ka.probabilities, atol=1e-6)
     np.testing.assert_array_equal(ka.sample_masks, kb.sample_masks)
+    np.testing.assert_array_equal(kb.mask, b.mask)
+    # ... except where it cannot: one example, the stored single-prediction map
+    one = Predictor(model, calibration=cal).set_support(SupportSet.from_arrays(images[:1], masks[:1],
+                                                                               model.config.input_size))
+    k1, p1 = one.predict(images[0], samples=2), Predictor(model, calibration=None).set_support(
+        SupportSet.from_arrays(images[:1], masks[:1], model.config.input_size)).predict(images[0])
+    np.testing.assert_allclose(k1.probabilities, cal.single(p1.probabilities), atol=1e-5)
     with pytest.raises(TypeError, match="calibration"):
         Predictor(model, calibration="yes")
 

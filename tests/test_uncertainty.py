@@ -102,7 +102,11 @@ def test_summary_of_samples_at_image_size():
     s = summarize_samples(k, [1], 0.5, Calibration())
     assert s.masks.shape == (3, 20, 30) and s.mean.shape == (1, 20, 30) and s.uncertainty.shape == (20, 30)
     assert s.mean_mask[10, 10] == 1 and s.mean_mask[10, 20] == 0
-    assert s.uncertainty[10, 20] > 0.8 and s.uncertainty[0, 0] < 0.01
+    # default "error": the probability that the mask is wrong: 1 - 0.9 inside the object, 0.8 / 3 where
+    # one sample of three extends it (the mask says background there), 0 where all say background
+    np.testing.assert_allclose(s.uncertainty[[10, 10, 0], [10, 20, 0]], [0.1, 0.8 / 3, 0.0], atol=1e-5)
+    e = summarize_samples(k, [1], 0.5, Calibration(), kind="entropy")
+    assert e.uncertainty[10, 20] > 0.8 and e.uncertainty[0, 0] < 0.01
     assert s.regions and s.regions[0].bbox[1] >= 14
     assert 0.0 < s.score < 1.0
     cut = summarize_samples(k, [1], 0.5, levels=[None, 0.85, 0.95], sample_calibration=Calibration(2.0))
@@ -202,3 +206,26 @@ def test_augmented_engine_applies_one_view_to_target_and_support():
     torch.testing.assert_close(seen["sl"], spec.augment_labels(sl))
     assert seen["subsets"] == [[0, 1]] and AugmentedEngine(Echo(), spec).fixed_support is None
     torch.testing.assert_close(out, spec.invert(spec.augment_images(x))[:, 0])
+
+
+def test_leave_one_out_calibration_fits_what_the_support_set_shows():
+    from universeg_plus.uncertainty import leave_one_out_calibration, leave_one_out_probabilities
+
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(6, 1, 16, 16, generator=g) > 0.5).float()  # half foreground, unrelated to the images
+    images = torch.rand(6, 1, 16, 16, generator=g)
+    calls = []
+
+    def engine(x, si, sl):  # over-confident: says 0.9 everywhere, right half of the time
+        calls.append(si.shape[0])
+        return torch.full((x.shape[0], *x.shape[-2:]), 0.9)
+
+    probs = leave_one_out_probabilities(engine, images, masks)
+    assert probs.shape == (6, 16, 16) and calls == [5] * 6  # each example from the 5 others
+    cal = leave_one_out_calibration(engine, images, masks)
+    assert abs(float(cal(torch.tensor([0.9]))) - float(masks.mean())) < 0.05
+    stored = Calibration(0.5)
+    assert leave_one_out_calibration(engine, images[:1], masks[:1], stored) is stored  # one example
+    assert leave_one_out_calibration(engine, images, torch.zeros_like(masks), stored) is stored  # no foreground
+    with pytest.raises(ValueError, match="at least 2"):
+        leave_one_out_probabilities(engine, images[:1], masks[:1])

@@ -79,15 +79,18 @@ class Prediction:
         path: The file :meth:`Predictor.predict_file` wrote, else ``None``.
         sample_masks: With ``samples=K > 1``: ``(K, H, W)`` label maps, K plausible masks (the first
             the plain prediction); ``(K, N, H, W)`` for a batch, ``(K, *volume)`` for a volume.
-            ``None`` otherwise. ``probabilities`` is then the calibrated mean of the K samples and
-            ``mask`` its label map.
-        uncertainty: With ``samples=K > 1``: float32 in [0, 1] shaped like ``mask``, 1 = most
-            uncertain (entropy of the calibrated mean, :mod:`universeg_plus.uncertainty`).
+            ``None`` otherwise. ``probabilities`` and ``mask`` are then those of the plain prediction
+            (the whole support set, no augmentation: the mean of the K had lower Dice), its
+            probabilities calibrated on the support set itself (a Platt map fitted on its
+            leave-one-out predictions, :mod:`universeg_plus.uncertainty.support_calibration`).
+        uncertainty: With ``samples=K > 1``: float32 in [0, 1] shaped like ``mask``: the probability
+            that the mask is wrong at the pixel (``1 - p`` inside it, ``p`` outside, with ``p`` the
+            calibrated probability; :mod:`universeg_plus.uncertainty`).
         regions: With ``samples=K > 1``: the connected high-uncertainty regions of a 2D image, ranked
             by area x mean uncertainty (:class:`~universeg_plus.uncertainty.Region`); one list per
             image of a batch or slice of a volume.
-        uncertainty_score: With ``samples=K > 1``: expected ``1 - Dice`` of the mask under the mean
-            probability, in [0, 1] (an array: one per image of a batch, per slice of a volume):
+        uncertainty_score: With ``samples=K > 1``: expected ``1 - Dice`` of the mask under the model's
+            own probability, in [0, 1] (an array: one per image of a batch, per slice of a volume):
             review the highest first.
         method: The method that gave the mask (``method="auto"``: the one it chose; see
             :mod:`universeg_plus.methods`).
@@ -97,6 +100,11 @@ class Prediction:
             also for grey images), ``"fisher"``, ``"red"``, ``"green"`` or ``"blue"``
             (``set_support(..., colour=...)``, :mod:`universeg_plus.colour`).
         colour_scores: ``colour="auto"``: leave-one-out Dice on the support set per projection; else empty.
+        calibration: The map that turned the model's probabilities into ``probabilities``
+            (:class:`~universeg_plus.uncertainty.Calibration`; ``calibration.inverse()`` undoes it),
+            ``None`` where none was applied; with ``samples=K`` and several labels, one per class.
+            For a batch or a volume, the first image's (with ``samples=K``, the support set's: the same
+            for every image).
     """
 
     probabilities: np.ndarray
@@ -111,6 +119,7 @@ class Prediction:
     method_scores: dict[str, float] = field(default_factory=dict)
     colour: str = "luma"
     colour_scores: dict[str, float] = field(default_factory=dict)
+    calibration: Calibration | list[Calibration] | None = None
 
 
 def _model_io(model: Any) -> tuple[tuple[int, int], int | None, int | None]:
@@ -209,6 +218,7 @@ class Predictor:
         self._prepared: dict[tuple[Inferer, int], Any] = {}
         self._adapted: dict[int, nn.Module] = {}
         self._fits: Any = None  # methods.MethodFits of the current support set, made on first use
+        self._support_cals: dict[int, Calibration] = {}  # label -> leave-one-out map of the support set
         self._colour: ColourProjection | None = None  # None: the input rules' luma (colour="luma")
         self._colour_scores: dict[str, float] = {}
         #: How ``method="adapt"/"unet"/"adapt+unet"/"auto"`` train (a ``methods.MethodSettings``; ``None``: defaults).
@@ -302,6 +312,7 @@ class Predictor:
         self._support = SupportData(support, native)
         self._prepared = {}
         self._fits = None
+        self._support_cals = {}
         self._colour, self._colour_scores = projection, scores
         if in_colour:
             log.info("colour projection: %s%s", self.colour.name,
@@ -453,7 +464,8 @@ class Predictor:
                 augmentations of target and support, probability levels; the first is the plain
                 prediction, :func:`~universeg_plus.uncertainty.draw_plan`) and fills
                 ``sample_masks``, ``uncertainty``, ``regions`` and ``uncertainty_score``;
-                ``probabilities`` is their calibrated mean. Costs about K plain predictions.
+                ``probabilities``/``mask`` stay the plain prediction's, calibrated on the support set.
+                Costs about K plain predictions plus one per support example (the calibration).
             method: ``"incontext"`` (the network with the support set), ``"ensemble"``, ``"adapt"``,
                 ``"unet"``, ``"adapt+unet"``, or ``"auto"`` (chosen by leave-one-out on the support set
                 within ``time_budget_s``); see ``docs/methods.md``. A trained method trains on the
@@ -606,7 +618,7 @@ class Predictor:
         out = Prediction(
             np.stack([p.probabilities for p in preds]), np.stack([p.mask for p in preds]), preds[0].classes,
             method=preds[0].method, method_scores=preds[0].method_scores, colour=preds[0].colour,
-            colour_scores=preds[0].colour_scores,
+            colour_scores=preds[0].colour_scores, calibration=preds[0].calibration,
         )
         return _with_samples(out, preds, lambda maps: np.stack(maps))
 
@@ -618,7 +630,8 @@ class Predictor:
         preds = self._run(arrays, slices.inferer, options)
         out = Prediction(slices.merge([p.probabilities for p in preds]), slices.merge([p.mask for p in preds]),
                          preds[0].classes, method=preds[0].method, method_scores=preds[0].method_scores,
-                         colour=preds[0].colour, colour_scores=preds[0].colour_scores)
+                         colour=preds[0].colour, colour_scores=preds[0].colour_scores,
+                         calibration=preds[0].calibration)
         return _with_samples(out, preds, slices.merge)
 
     def _run(self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions) -> list[Prediction]:
@@ -645,7 +658,7 @@ class Predictor:
             p = cal(p)
             out.append(Prediction(p[0] if len(classes) == 1 else p, mask, list(classes), method=used,
                                   method_scores=dict(scores), colour=self.colour.name,
-                                  colour_scores=self.colour_scores))
+                                  colour_scores=self.colour_scores, calibration=None if cal.identity else cal))
         return out
 
     def _class_maps(
@@ -680,6 +693,27 @@ class Predictor:
             return Calibration()
         return self.calibration.for_samples(samples)
 
+    def _support_calibration(self, label: int) -> Calibration:
+        """The map for ``samples=K`` probabilities of ``label``: fitted on the support set's leave-one-out
+        predictions (:mod:`universeg_plus.uncertainty.support_calibration`, cached per support set);
+        the stored map where the set cannot calibrate itself (one example, no foreground, a compiled
+        model with a fixed support size); none for an adapted copy (it has seen the support set)."""
+        if self._adapted:
+            return Calibration()
+        fallback = self._calibration(1)
+        if self.engine.fixed_support:
+            return fallback
+        if label not in self._support_cals:
+            from .uncertainty import leave_one_out_calibration
+
+            support = self._support_data.examples
+            masks = (support.masks == label).float() if support.classes else support.masks.float()
+            engine = self.engine.with_model(self.model)
+            self._support_cals[label] = leave_one_out_calibration(
+                lambda x, si, sl: engine.probabilities(x, si, sl), support.images, masks, fallback
+            )
+        return self._support_cals[label]
+
     def _run_samples(
         self, arrays: list[np.ndarray], inferer: Inferer, options: PredictOptions, plan: Any
     ) -> list[Prediction]:
@@ -704,18 +738,19 @@ class Predictor:
         for view in views:
             sub = [list(view.indices)] if isinstance(inferer, Resize) else plan
             maps.append([self._class_maps(arrays, inferer, c, sub, single, view) for c in classes])
+        cals = [self._support_calibration(c) for c in classes]
         out = []
         for i in range(len(arrays)):
             k_maps = np.stack([np.stack([per_class[c][i] for c in range(len(classes))]) for per_class in maps])
             summary = summarize_samples(
-                k_maps, classes, options.threshold, self._calibration(options.samples),
-                levels=[view.level for view in views], sample_calibration=self._calibration(1),
+                k_maps, classes, options.threshold, cals, levels=[view.level for view in views], point=0,
             )
             out.append(
                 Prediction(
                     summary.mean[0] if len(classes) == 1 else summary.mean, summary.mean_mask, list(classes),
                     sample_masks=summary.masks, uncertainty=summary.uncertainty, regions=summary.regions,
                     uncertainty_score=summary.score, colour=self.colour.name, colour_scores=self.colour_scores,
+                    calibration=(cals[0] if not cals[0].identity else None) if len(cals) == 1 else list(cals),
                 )
             )
         return out

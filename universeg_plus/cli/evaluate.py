@@ -92,9 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--uncertainty",
-        choices=["entropy", "disagreement"],
-        default="entropy",
-        help="uncertainty map scored with --samples: entropy of the calibrated mean, or sample disagreement",
+        choices=["error", "entropy", "disagreement"],
+        default="error",
+        help="uncertainty map scored with --samples: the calibrated probability that the mask is wrong "
+        "(default), the entropy of the calibrated mean, or sample disagreement",
     )
     parser.add_argument(
         "--adapt-unet", action="store_true",
@@ -169,7 +170,7 @@ def _command(args: argparse.Namespace) -> str:
             parts.append("--adapt-tiled")
     if args.samples:
         parts += ["--samples", str(args.samples)]
-        if args.uncertainty != "entropy":
+        if args.uncertainty != "error":
             parts += ["--uncertainty", args.uncertainty]
     if args.adapt_unet:
         parts.append("--adapt-unet")

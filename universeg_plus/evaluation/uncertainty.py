@@ -56,6 +56,8 @@ class ImageSamples:
         seconds_single, seconds_samples: Wall time of this target's share of each.
         requested_support: The S asked for (larger than ``support_size`` when the task's pool is
             smaller); tables group by it, as ``evaluate``'s do.
+        reported: ``(H, W)`` float32, the probability the Predictor reported with ``samples=K``
+            (calibrated on the support set itself), ``None`` in caches written before it.
     """
 
     task: str
@@ -69,6 +71,7 @@ class ImageSamples:
     seconds_single: float = 0.0
     seconds_samples: float = 0.0
     requested_support: int = 0
+    reported: np.ndarray | None = None
 
 
 def evaluate_uncertainty(
@@ -109,7 +112,6 @@ def evaluate_uncertainty(
     tasks = as_eval_tasks(tasks)
     predictor = Predictor(model, device=device, calibration=calibration)
     undo_1 = calibration.single.inverse() if calibration else Calibration()
-    undo_k = calibration.samples.inverse() if calibration else Calibration()
     episodes = make_episodes(tasks, support_sizes, num_targets, ensemble=1, seed=seed)
     by_name = {t.name: t for t in tasks}
     out: list[ImageSamples] = []
@@ -138,16 +140,23 @@ def evaluate_uncertainty(
                     t_idx,
                     truth,
                     undo_1(one.probabilities),
-                    undo_k(many.probabilities),
+                    _raw(many),
                     uncertainty_map(votes, kind="disagreement").numpy(),
                     candidate_dice(many.sample_masks > 0, truth)["each"],
                     (t1 - t0) / len(targets),
                     (t2 - t1) / len(targets),
                     ep.requested_support,
+                    many.probabilities,
                 )
             )
         log.info("%s S=%d: %d targets, %.1f s single, %.1f s samples", ep.task, ep.support_size, len(targets), t1 - t0, t2 - t1)
     return out
+
+
+def _raw(pred: Any) -> np.ndarray:
+    """A prediction's probabilities with its calibration undone."""
+    cal = pred.calibration
+    return pred.probabilities if cal is None else cal.inverse()(pred.probabilities)
 
 
 def _requested(im: ImageSamples) -> int:
@@ -163,7 +172,7 @@ def score_images(
     images: Sequence[ImageSamples],
     single_calibration: Calibration | None = None,
     samples_calibration: Calibration | None = None,
-    kind: str = "entropy",
+    kind: str = "error",
     threshold: float = 0.5,
     floor: float = 0.02,
     band: float = 0.02,
@@ -172,8 +181,12 @@ def score_images(
 
     Args:
         images: From :func:`evaluate_uncertainty`.
-        single_calibration / samples_calibration: Maps applied to the single / mean probabilities.
-        kind: Uncertainty of the samples (``"entropy"`` of the calibrated mean, ``"disagreement"``, ``"std"``).
+        single_calibration / samples_calibration: Maps applied to the single / sampled probabilities;
+            ``samples_calibration="support"``: the sampled prediction as the Predictor reported it
+            (calibrated on its support set, leave-one-out).
+        kind: Uncertainty map: ``"error"`` (the calibrated probability that the mask is wrong, single
+            and samples), ``"entropy"`` of the calibrated probability, or the samples' ``"disagreement"``
+            (the single prediction then keeps its entropy).
         threshold: Foreground cut-off (on the uncalibrated probabilities: the masks are the model's).
         floor: Relevance floor of the ECE.
         band: Boundary band half-width as a fraction of the longer side.
@@ -186,21 +199,29 @@ def score_images(
     if not images:
         raise ValueError("no images to score")
     cal_1 = single_calibration or Calibration()
-    cal_k = samples_calibration or Calibration()
+    reported = samples_calibration == "support"
+    cal_k = Calibration() if reported else (samples_calibration or Calibration())
     out: dict[str, dict[str, float]] = {}
     for method in ("single", "samples"):
         probs, truths, rel, unc_band, wrong_band, unc_all, wrong_all = [], [], [], [], [], [], []
         dices, scores, secs = [], [], []
         for im in images:
             raw = im.single if method == "single" else im.mean
-            p = (cal_1 if method == "single" else cal_k)(raw)
+            if method == "samples" and reported:
+                if im.reported is None:
+                    raise ValueError("these predictions keep no reported probabilities: recompute them")
+                p = im.reported
+            else:
+                p = (cal_1 if method == "single" else cal_k)(raw)
             mask = raw > threshold
-            if method == "single" or kind == "entropy":
+            if kind == "error":  # the probability that the mask is wrong at the pixel
+                u = np.where(mask, 1 - p, p)
+            elif method == "single" or kind == "entropy":
                 u = binary_entropy(torch.as_tensor(p)).numpy()
             elif kind == "disagreement":
                 u = im.disagreement
             else:
-                raise ValueError(f"kind must be 'entropy' or 'disagreement' here, got {kind!r}")
+                raise ValueError(f"kind must be 'error', 'entropy' or 'disagreement' here, got {kind!r}")
             wrong = mask != im.truth
             b = boundary_band(mask, im.truth, band)
             probs.append(p.ravel())
@@ -232,16 +253,20 @@ def score_images(
 
 
 def uncertainty_rows(
-    images: Sequence[ImageSamples], samples: int, calibration: Any | None = None, kind: str = "entropy"
+    images: Sequence[ImageSamples], samples: int, calibration: Any | None = None, kind: str = "error",
+    support: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per (requested S, method) of :func:`score_images`, plus the all-S pool (``support_size`` "all")."""
+    """One row per (requested S, method) of :func:`score_images`, plus the all-S pool (``support_size`` "all").
+
+    ``calibration`` (a :class:`~universeg_plus.uncertainty.ModelCalibration`) maps both rows; with
+    ``support=True`` the sampled row is what the Predictor reported (calibrated on its support set)."""
     rows = []
     sizes = sorted({_requested(im) for im in images})
     for s in [*sizes, 0] if len(sizes) > 1 else sizes:
         pool = [im for im in images if s == 0 or _requested(im) == s]
         cal_1 = calibration.for_samples(1) if calibration is not None else None
         cal_k = calibration.for_samples(samples) if calibration is not None else None
-        scored = score_images(pool, cal_1, cal_k, kind)
+        scored = score_images(pool, cal_1, "support" if support else cal_k, kind)
         for method, row in scored.items():
             rows.append({"support_size": s or "all", "method": method if method == "single" else f"K={samples}", **row})
     return rows
@@ -334,7 +359,7 @@ def write_uncertainty_report(
     samples: int,
     out: Any,
     calibration: Any | None = None,
-    kind: str = "entropy",
+    kind: str = "error",
     header: str = "",
 ) -> dict[str, Any]:
     """Write ``uncertainty.csv``, ``uncertainty_per_image.csv`` and ``uncertainty.md`` into ``out``.
@@ -349,7 +374,7 @@ def write_uncertainty_report(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = uncertainty_rows(images, samples, calibration, kind)
+    rows = uncertainty_rows(images, samples, calibration, kind, support=True)
     checks = target_checks(rows)
     md = (header + "\n" if header else "") + markdown_uncertainty(rows, checks, samples)
     paths = {

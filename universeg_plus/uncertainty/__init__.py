@@ -9,6 +9,7 @@ a mask (the Predictor, tiles, slices) can use it.
 * :mod:`.sampling`: a plan through an engine (:func:`sample_probabilities`);
 * :mod:`.aggregate`: uncertainty maps and the image score;
 * :mod:`.calibration`: recalibration fitted on validation tasks, stored with the weights;
+* :mod:`.support_calibration`: a Platt map fitted on the support set's leave-one-out predictions;
 * :mod:`.regions`: connected high-uncertainty regions ranked by area x uncertainty;
 * :mod:`.summary`: one target's samples at its size -> everything a :class:`~universeg_plus.predictor.Prediction` reports;
 * :mod:`.metrics`: relevant-pixel ECE, boundary-band AUROC, Spearman, best-of-K Dice.
@@ -22,6 +23,7 @@ from .plan import SampleSpec, draw_plan
 from .regions import Region, connected_components, region_outlines, uncertain_regions
 from .sampling import AugmentedEngine, Engine, sample_probabilities
 from .summary import SampleSummary, label_map, summarize_samples
+from .support_calibration import leave_one_out_calibration, leave_one_out_probabilities
 
 __all__ = [
     "CALIBRATION_NAME",
@@ -39,6 +41,8 @@ __all__ = [
     "expected_dice_error",
     "fit_calibration",
     "label_map",
+    "leave_one_out_calibration",
+    "leave_one_out_probabilities",
     "model_calibration",
     "region_outlines",
     "sample_probabilities",

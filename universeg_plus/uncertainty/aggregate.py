@@ -2,6 +2,12 @@
 
 Uncertainty maps are in [0, 1] (1: the most uncertain):
 
+* ``"error"`` (the default): the probability that the mask is wrong at the pixel under the
+  calibrated mean probability ``p``: ``1 - p`` where the mask says foreground, ``p`` where it says
+  background. The mask is the model's own decision (its uncalibrated probability at the threshold),
+  so where calibration says the model over-calls foreground, a just-accepted pixel ranks above a
+  just-rejected one, which the symmetric entropy cannot say. On the held-out tasks this ranks the
+  wrong pixels of the boundary band better than the entropy (docs/uncertainty.md);
 * ``"entropy"``: binary entropy of the mean probability, in bits (total predictive uncertainty);
 * ``"disagreement"``: how split the K masks are, ``2 * min(q, 1 - q)`` with ``q`` the fraction of
   samples calling the pixel foreground (0: unanimous, 1: half and half);
@@ -20,7 +26,7 @@ import torch
 
 __all__ = ["UNCERTAINTY_KINDS", "binary_entropy", "expected_dice_error", "uncertainty_map"]
 
-UNCERTAINTY_KINDS = ("entropy", "disagreement", "std")
+UNCERTAINTY_KINDS = ("error", "entropy", "disagreement", "std")
 
 
 def binary_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -31,18 +37,29 @@ def binary_entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def uncertainty_map(
-    samples: torch.Tensor, mean: torch.Tensor | None = None, kind: str = "entropy", threshold: float = 0.5
+    samples: torch.Tensor,
+    mean: torch.Tensor | None = None,
+    kind: str = "error",
+    threshold: float = 0.5,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-pixel uncertainty from ``samples`` ``(K, ...)`` in [0, 1] -> ``(...)`` in [0, 1].
 
     Args:
         samples: K probability maps (sample axis first).
-        mean: The (calibrated) mean probability to take the entropy of (default: the samples' mean).
+        mean: The (calibrated) mean probability (default: the samples' mean) for ``"error"`` and ``"entropy"``.
         kind: One of :data:`UNCERTAINTY_KINDS`.
-        threshold: Foreground cut-off of a sample's mask (for ``"disagreement"``).
+        threshold: Foreground cut-off of a sample's mask (for ``"disagreement"``), and of the
+            samples' mean when ``mask`` is not given (for ``"error"``).
+        mask: ``(...)`` bool, the mask whose errors ``"error"`` gives the probability of (default:
+            the uncalibrated samples' mean above ``threshold``).
     """
     if kind not in UNCERTAINTY_KINDS:
         raise ValueError(f"uncertainty kind must be one of {', '.join(UNCERTAINTY_KINDS)}, got {kind!r}")
+    if kind == "error":
+        p = (samples.mean(0) if mean is None else mean).float()
+        m = samples.float().mean(0) > threshold if mask is None else mask.bool()
+        return torch.where(m, 1 - p, p).clamp_(0.0, 1.0)
     if kind == "entropy":
         return binary_entropy(samples.mean(0) if mean is None else mean)
     if kind == "disagreement":

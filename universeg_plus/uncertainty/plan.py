@@ -42,9 +42,11 @@ class SampleSpec:
         contrast: Contrast factor around 0.5 (1: none).
         brightness: Added offset (0: none); intensities are clipped to [0, 1] afterwards.
         level: Probability level this sample's mask is cut at (``None``: the prediction threshold).
-            With calibrated probabilities and levels spread over (0, 1), a pixel is foreground in
-            a fraction of the samples equal to its probability (masks drawn with one shared
-            uniform variable per sample: tight to generous variants of the same view).
+            With levels spread over (0, 1), a pixel is foreground in a fraction of the samples
+            equal to its probability (masks drawn with one shared uniform variable per sample:
+            tight to generous variants of the same view). The Predictor cuts the model's own
+            probabilities: on the validation tasks that gave better candidates (best and mean of
+            8) than cutting calibrated ones.
     """
 
     indices: tuple[int, ...]
