@@ -5,6 +5,11 @@ on an idle machine and beside a competing CPU-bound process.
     python benchmarks/bench_adapt_cost.py --threads 2 --rounds 3 --steps 100 200 300
     python benchmarks/bench_adapt_cost.py --threads 2 --rounds 2 --steps 50 --unet-steps 50 \\
         --load idle busy --policy fixed auto                                 # the busy-machine check
+    python benchmarks/bench_adapt_cost.py --threads 1 --rounds 3 --recipe "batch2:batch_size=2"   # a recipe
+
+``--recipe name:key=value,...`` adds an adaptation with those :class:`~universeg_plus.adapt.AdaptConfig`
+overrides (the format of ``bench_adapt_recipes.py``, which measures the same recipes' Dice on the
+held-out tasks).
 
 Each round trains the U-Net baseline and adapts the model with every listed step count, on the same
 16 synthetic 128x128 pairs, under each load condition in turn (``busy``: ``--competitors`` processes
@@ -35,6 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+from bench_adapt_recipes import parse_recipe
 
 from universeg_plus import create_model
 from universeg_plus.adapt import AdaptConfig, adapt_model
@@ -78,6 +85,7 @@ def main() -> int:
     ap.add_argument("--policy", nargs="+", choices=["fixed", "auto"], default=["fixed"])
     ap.add_argument("--competitors", type=int, default=1, help="spinning processes under --load busy")
     ap.add_argument("--competitor-timeout", type=float, default=900.0, help="each competitor ends itself after this")
+    ap.add_argument("--recipe", action="append", default=[], help="name:key=value,... (AdaptConfig overrides)")
     ap.add_argument("--out", default="benchmarks/results/bench_adapt_cost")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,6 +93,7 @@ def main() -> int:
     size = model.config.input_size[0]
     images, masks = _support(args.support_size, size)
     steps = args.steps or [AdaptConfig().steps]
+    recipes = dict(parse_recipe(r) for r in args.recipe)
 
     def runs(policy: str) -> dict[str, object]:
         threads = {"threads": args.threads} if policy == "fixed" else {}
@@ -93,6 +102,9 @@ def main() -> int:
         for s in steps:
             out[f"adapt {s} steps"] = (lambda r, s=s: adapt_model(model, images, masks, steps=s, seed=r,
                                                                    progress=False, **threads))
+        for name, options in recipes.items():
+            out[f"adapt {name}"] = (lambda r, o=options: adapt_model(model, images, masks, seed=r, progress=False,
+                                                                      **{**o, **threads}))
         return out
 
     times: dict[str, list[float]] = {}

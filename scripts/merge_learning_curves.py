@@ -1,10 +1,10 @@
 """Merge per-dataset ``universeg-plus evaluate`` runs into one learning-curve page and plot.
 
-    python scripts/merge_learning_curves.py runs/curves300 --out docs/results --name learning-curves \\
+    python scripts/merge_learning_curves.py runs/curves300 runs/curves_s28 --out docs/results --name learning-curves \\
         --command "universeg-plus evaluate ... --out runs/curves300/<dataset>"
 
-Reads ``<run>/*/summary.csv`` and ``timings.csv`` (one folder per dataset, as one ``evaluate`` per
-dataset writes them), and writes ``<name>.md`` (mean Dice and wall time per method and S, the
+Reads ``<run>/*/summary.csv`` and ``timings.csv`` of every run folder given (one folder per dataset, as one
+``evaluate`` per dataset writes them; several run folders add support sizes or datasets), and writes ``<name>.md`` (mean Dice and wall time per method and S, the
 head-to-head counts against the U-Net, every task's own table) and ``<name>.png``.
 """
 
@@ -20,7 +20,7 @@ from universeg_plus.io.tables import read_csv_rows
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", type=Path, help="folder of per-dataset evaluate output folders")
+    p.add_argument("runs", type=Path, nargs="+", help="folders of per-dataset evaluate output folders")
     p.add_argument("--out", type=Path, default=Path("docs/results"))
     p.add_argument("--name", default="learning-curves")
     p.add_argument("--title", default="")
@@ -28,13 +28,15 @@ def main() -> int:
     p.add_argument("--note", default="", help="a paragraph on how and where it ran")
     args = p.parse_args()
     summary, timings, done = [], [], []
-    for folder in sorted(d for d in args.runs.iterdir() if (d / "summary.csv").is_file()):
-        summary += read_csv_rows(folder / "summary.csv")
-        if (folder / "timings.csv").is_file():
-            timings += read_csv_rows(folder / "timings.csv")
-        done.append(folder.name)
+    for run in args.runs:
+        for folder in sorted(d for d in run.iterdir() if (d / "summary.csv").is_file()):
+            summary += read_csv_rows(folder / "summary.csv")
+            if (folder / "timings.csv").is_file():
+                timings += read_csv_rows(folder / "timings.csv")
+            done.append(folder.name)
+    done = list(dict.fromkeys(done))
     if not summary:
-        raise SystemExit(f"no <dataset>/summary.csv under {args.runs}")
+        raise SystemExit(f"no <dataset>/summary.csv under {', '.join(map(str, args.runs))}")
     tasks = list(dict.fromkeys(r["task"] for r in summary))
     parts = [f"# {args.title or 'Learning curves: every method at each S'}", "",
              f"![learning curves]({args.name}.png)", ""]
