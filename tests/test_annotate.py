@@ -333,6 +333,7 @@ def _rgb_dataset(folder: Path, n: int = 4) -> tuple[Path, list[np.ndarray], list
 
 
 def test_colour_is_refitted_on_the_accepted_items_and_kept_by_a_resumed_session(tmp_path, model):
+    from universeg_plus.colour import fit_colour
     from universeg_plus.predictor import Predictor
 
     images_dir, images, masks = _rgb_dataset(tmp_path / "photos")
@@ -355,6 +356,23 @@ def test_colour_is_refitted_on_the_accepted_items_and_kept_by_a_resumed_session(
     with pytest.raises(ValueError, match="was started with colour='fisher'; it stays fixed"):
         AnnotationSession(images_dir, folder, model, colour="luma")
 
+    fixed = two.colour  # a fixed projection: applied from the first accept, even of an empty mask; saved as such
+    with AnnotationSession(images_dir, tmp_path / "fixed", model, colour=fixed) as s:
+        s.accept(np.zeros((40, 40), np.uint8))
+        assert s.colour_projection == fixed and s.propose().colour == "fisher"
+    assert json.loads((tmp_path / "fixed" / "session.json").read_text())["colour"] == fixed.as_dict()
+    with AnnotationSession(images_dir, tmp_path / "fixed", model) as s:
+        assert s.colour == fixed
+
+    # auto: the choice of kind made on the first 1, 2, 4, ... accepted items; a resumed session makes the same
+    with AnnotationSession(images_dir, tmp_path / "auto", model, colour="auto") as s:
+        for k in range(3):
+            s.accept(masks[k], k)
+        running = (s.colour_projection, s.colour_scores)
+    assert running[1] == pytest.approx(fit_colour("auto", model, images[:2], masks[:2])[1], abs=1e-9)
+    with AnnotationSession(images_dir, tmp_path / "auto", model) as s:
+        assert (s.colour_projection, s.colour_scores) == running
+
     grey, _ = _dataset(tmp_path / "grey", n=2)
     with pytest.raises(ValueError, match="item 'case0' is grayscale"):
         AnnotationSession(grey, tmp_path / "grey_session", model, colour="fisher")
@@ -371,9 +389,9 @@ def test_cli_annotate_colour_auto_is_saved_and_a_changed_choice_refused(tmp_path
            "--model", "universeg-tiny", "--random-weights", "--simulate", "--truth", str(tmp_path / "truth")]
     first = subprocess.run([*cmd, "--colour", "auto"], capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "colour: auto, refitted on the accepted items" in first.stderr
+    assert "colour: auto, the leave-one-out choice made at 1, 2, 4, 8" in first.stderr
     assert json.loads((tmp_path / "s" / "session.json").read_text())["colour"] == "auto"
     bad = subprocess.run([*cmd, "--colour", "luma"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "was started with --colour 'auto'" in bad.stderr, bad.stderr[-3000:]
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)  # resumed: its own choice
-    assert again.returncode == 0 and "colour: auto, refitted" in again.stderr, again.stderr[-3000:]
+    assert again.returncode == 0 and "colour: auto, the leave-one-out" in again.stderr, again.stderr[-3000:]

@@ -84,7 +84,8 @@ def choose_projection(
     """The projection with the best leave-one-out Dice of ``model`` on the support set.
 
     Each support example in turn is the target, the others its support; the Fisher direction is
-    refitted without it. Needs at least 2 examples (with one, the Fisher direction is returned).
+    refitted without it (luma where the others hold no foreground or no background pixel: nothing
+    to fit). Needs at least 2 examples (with one, the Fisher direction is returned).
 
     Returns:
         The chosen projection (Fisher refitted on the whole set when it wins) and the mean
@@ -101,12 +102,14 @@ def choose_projection(
     scores: dict[str, list[float]] = {}
     for i in range(len(images)):
         rest = [j for j in range(len(images)) if j != i]
-        cands = [*_fixed(), fit_projection([images[j] for j in rest], [binary[j] for j in rest], seed=seed)]
-        for proj in cands:
-            sup = SupportSet.from_arrays([proj(images[j]) for j in rest], [binary[j] for j in rest], hw)
+        rest_masks = [binary[j] for j in rest]
+        fits = any(m.any() for m in rest_masks) and not all(m.all() for m in rest_masks)
+        fisher = fit_projection([images[j] for j in rest], rest_masks, seed=seed) if fits else _fixed()[0]
+        for name, proj in [*((p.name, p) for p in _fixed()), ("fisher", fisher)]:
+            sup = SupportSet.from_arrays([proj(images[j]) for j in rest], rest_masks, hw)
             tgt = SupportSet.from_arrays([proj(images[i])], [binary[i]], hw)
             p = in_context_probabilities(model, tgt.images, sup.images, sup.masks)[0, 0] > 0.5
-            scores.setdefault(proj.name, []).append(float(dice(p, tgt.masks[0, 0] > 0.5)))
+            scores.setdefault(name, []).append(float(dice(p, tgt.masks[0, 0] > 0.5)))
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     best = max(means, key=lambda k: (means[k], k == "luma"))  # ties keep luma
     if best == "fisher":

@@ -13,8 +13,9 @@ every other slice from the nearest labelled ones and writes the label volume wit
 
 Colour images: ``colour="fisher"`` or ``"auto"`` (fixed at session start, kept in ``session.json``)
 refits the projection on the accepted items whenever they change, as ``Predictor.set_support(...,
-colour=...)`` does on any support set; proposals, the uncertain order and adaptation all see the
-items projected alike (docs/colour.md).
+colour=...)`` does on any support set (``"auto"`` re-makes its leave-one-out choice of kind at 1, 2,
+4, 8, ... accepted items); proposals, the uncertain order and adaptation all see the items
+projected alike (docs/colour.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..colour import ColourProjection, check_colour
+from ..colour import ColourProjection, check_colour, fit_colour
 from ..io.images import file_stem, write_labels
 from ..io.inputs import Named, as_count
 from ..predictor import Predictor
@@ -81,11 +82,12 @@ class AnnotationSession:
         uncertainty: ``f(probabilities) -> float`` ranking items for ``order="uncertain"`` (default:
             mean entropy; a sampled uncertainty can replace it).
         colour: How RGB items become grey (docs/colour.md), fixed at session start and saved:
-            ``"luma"`` (the default of a new session), ``"fisher"`` or ``"auto"`` (refitted on the
-            accepted items whenever they change; ``"auto"`` costs about 5 x S in-context passes per
-            refit), or a fixed ``ColourProjection``. ``None``: the session's own (resumed), else luma.
-            While no accepted mask holds both foreground and background there is nothing to fit:
-            proposals use luma. 2D sources only; ``"fisher"`` needs RGB items.
+            ``"luma"`` (the default of a new session), ``"fisher"`` (refitted on the accepted items
+            whenever they change), ``"auto"`` (the leave-one-out choice of kind made on the first 1, 2,
+            4, 8, ... accepted items, see :meth:`_colour_for`; Fisher refitted at every change), or a
+            fixed ``ColourProjection``. ``None``: the session's own (resumed), else luma.
+            While no accepted mask holds both foreground and background, ``"fisher"``/``"auto"``
+            have nothing to fit: proposals use luma. 2D sources only; ``"fisher"`` needs RGB items.
         **predict_options: ``threshold``, ``ensemble``, ``support_size``, ``flips`` for the proposals.
 
     Raises:
@@ -146,6 +148,7 @@ class AnnotationSession:
         # fits the colour projection on the accepted items (the proposer's own predictor is in use)
         self._fitter = None if self.colour == "luma" else Predictor(self.proposer.model, device=device)
         self.colour_scores: dict[str, float] = {}
+        self._auto: tuple[tuple[int, ...], str | ColourProjection, dict[str, float]] | None = None
         self.predict_options = predict_options
         self._shown: dict[int, tuple[Proposal, float]] = {}
         self._masks: dict[int, np.ndarray] = {}
@@ -298,18 +301,47 @@ class AnnotationSession:
         idx = self._accepted() if indices is None else indices
         if not idx:
             return None
-        if self._fitter is not None and any(np.any(self._masks[i]) and not np.all(self._masks[i]) for i in idx):
+        # a fixed projection applies at once; "fisher"/"auto" need foreground and background pixels to fit
+        fits = isinstance(self.colour, ColourProjection) or any(
+            np.any(self._masks[i]) and not np.all(self._masks[i]) for i in idx
+        )
+        if self._fitter is not None and fits:
             self._fitter.set_support(
                 [Named(self.source.image(i), self.items[i].name) for i in idx], [self._masks[i] for i in idx],
-                max_labels=None, colour=self.colour,
+                max_labels=None, colour=self._colour_for(idx),
             )
-            self.colour_scores = self._fitter.colour_scores
+            self.colour_scores = self._auto[2] if self._auto is not None else self._fitter.colour_scores
             return self._fitter.support
         self.colour_scores = {}
         return SupportSet.from_arrays(
             [self.source.image(i) for i in idx], [self._masks[i] for i in idx],
             size=self.proposer.fast.input_size, names=[self.items[i].name for i in idx], max_labels=None,
         )
+
+    def _colour_for(self, idx: list[int]) -> str | ColourProjection:
+        """What ``set_support`` is asked for on the accepted items ``idx`` (in the order accepted).
+
+        The session's choice, except ``"auto"``: its leave-one-out choice among luma, R, G, B and
+        Fisher is made on the first 1, 2, 4, 8, ... accepted items (the largest power of two), and that
+        kind is kept until the next power of two (Fisher refitted on every accepted item). So a choice
+        costs about 5 x S in-context passes at S = 1, 2, 4, 8, ... only, and a resumed session makes
+        the same choice as one that never stopped.
+        """
+        if not (isinstance(self.colour, str) and self.colour == "auto"):
+            return self.colour
+        first = tuple(idx[: 1 << (len(idx).bit_length() - 1)])
+        if self._auto is None or self._auto[0] != first:
+            masks = [self._masks[i] for i in first]
+            kind: str | ColourProjection = "luma"
+            scores: dict[str, float] = {}
+            if any(np.any(m) for m in masks) and not all(np.all(m) for m in masks):
+                proj, scores = fit_colour("auto", self.proposer.model, [self.source.image(i) for i in first], masks,
+                                          self.proposer.fast.input_size, [self.items[i].name for i in first])
+                kind = "luma" if proj is None else "fisher" if proj.name == "fisher" else proj
+            self._auto = (first, kind, scores)
+            log.info("colour auto: %s on the first %d accepted item(s)%s",
+                     kind if isinstance(kind, str) else kind.name, len(first), f" {scores}" if scores else "")
+        return self._auto[1]
 
     def _refresh_support(self) -> None:
         self._next = None

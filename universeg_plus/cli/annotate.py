@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refresh an adapted model with N steps after each accept (background; default 0: off)")
     parser.add_argument("--axis", type=int, default=2, help="slicing axis of a volume (default 2)")
     add_colour_argument(
-        parser, "Fixed at session start and kept in session.json: fisher and auto are refitted on the accepted "
-        "items whenever they change; default: luma for a new session, the session's own when resuming. 2D images",
+        parser, "Fixed at session start and kept in session.json: fisher is refitted on the accepted items whenever "
+        "they change, auto re-chooses at 1, 2, 4, 8, ... accepted items; default: luma for a new session, the "
+        "session's own when resuming. 2D images",
         default=None,
     )
     parser.add_argument("--simulate", action="store_true", help="replay with --truth masks instead of serving")
@@ -85,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
     )
     with session:
         if session.colour != "luma":
+            how = {"fisher": "refitted on the accepted items whenever they change",
+                   "auto": "the leave-one-out choice made at 1, 2, 4, 8, ... accepted items, Fisher refitted at "
+                   "every change"}.get(session.colour, "fixed")
             name = session.colour if isinstance(session.colour, str) else session.colour.name
-            print(f"colour: {name}, refitted on the accepted items whenever they change "
-                  f"(now: {session.colour_projection.name})", file=sys.stderr, flush=True)
+            print(f"colour: {name}, {how} (now: {session.colour_projection.name})", file=sys.stderr, flush=True)
         if args.simulate:
             rows = simulate(session, _truth(args, session), items=args.items)
             print(f"{'step':>4}  {'item':30s} {'support':>7} {'dice':>6} {'edit cost':>9} {'s':>6}")
