@@ -317,3 +317,81 @@ def test_cli_simulate_needs_truth(tmp_path, capsys):
     assert main(["annotate", str(images), "--session", str(tmp_path / "s"), "--simulate"]) == 2
     assert "--simulate needs --truth MASKS" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+# ---------------------------------------------------------------------- colour
+def _rgb_dataset(folder: Path, n: int = 4) -> tuple[Path, list[np.ndarray], list[np.ndarray]]:
+    """The synthetic hue task of benchmarks/bench_colour.py (equal luma, other hue) as RGB PNGs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_colour import make_task
+
+    images, masks = make_task(n, n=40, seed=11)
+    folder.mkdir(parents=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"photo{i}.png")
+    return folder, images, masks
+
+
+def test_colour_is_refitted_on_the_accepted_items_and_kept_by_a_resumed_session(tmp_path, model):
+    from universeg_plus.colour import fit_colour
+    from universeg_plus.predictor import Predictor
+
+    images_dir, images, masks = _rgb_dataset(tmp_path / "photos")
+    folder = tmp_path / "session"
+    with AnnotationSession(images_dir, folder, model, colour="fisher") as s:
+        assert s.propose().source == "none" and s.colour_projection.name == "luma"  # nothing to fit yet
+        s.accept(masks[0])
+        p = s.propose()
+        assert p.colour == "fisher" and s.support().colour == Predictor(model).set_support(
+            images[:1], masks[:1], colour="fisher").colour
+        s.accept(masks[1])
+        two = Predictor(model).set_support(images[:2], masks[:2], colour="fisher")
+        assert s.colour_projection == two.colour != Predictor(model).set_support(
+            images[:1], masks[:1], colour="fisher").colour  # refitted on the grown set
+        np.testing.assert_allclose(s.propose().probabilities, two.predict(images[2]).probabilities, atol=1e-6)
+    assert json.loads((folder / "session.json").read_text())["colour"] == "fisher"
+
+    with AnnotationSession(images_dir, folder, model) as s:  # resumed: the session's own choice
+        assert s.colour == "fisher" and s.colour_projection == two.colour
+    with pytest.raises(ValueError, match="was started with colour='fisher'; it stays fixed"):
+        AnnotationSession(images_dir, folder, model, colour="luma")
+
+    fixed = two.colour  # a fixed projection: applied from the first accept, even of an empty mask; saved as such
+    with AnnotationSession(images_dir, tmp_path / "fixed", model, colour=fixed) as s:
+        s.accept(np.zeros((40, 40), np.uint8))
+        assert s.colour_projection == fixed and s.propose().colour == "fisher"
+    assert json.loads((tmp_path / "fixed" / "session.json").read_text())["colour"] == fixed.as_dict()
+    with AnnotationSession(images_dir, tmp_path / "fixed", model) as s:
+        assert s.colour == fixed
+
+    # auto: the choice of kind made on the first 1, 2, 4, ... accepted items; a resumed session makes the same
+    with AnnotationSession(images_dir, tmp_path / "auto", model, colour="auto") as s:
+        for k in range(3):
+            s.accept(masks[k], k)
+        running = (s.colour_projection, s.colour_scores)
+    assert running[1] == pytest.approx(fit_colour("auto", model, images[:2], masks[:2])[1], abs=1e-9)
+    with AnnotationSession(images_dir, tmp_path / "auto", model) as s:
+        assert (s.colour_projection, s.colour_scores) == running
+
+    grey, _ = _dataset(tmp_path / "grey", n=2)
+    with pytest.raises(ValueError, match="item 'case0' is grayscale"):
+        AnnotationSession(grey, tmp_path / "grey_session", model, colour="fisher")
+    assert not (tmp_path / "grey_session" / "session.json").exists()
+
+
+def test_cli_annotate_colour_auto_is_saved_and_a_changed_choice_refused(tmp_path):
+    images_dir, _, masks = _rgb_dataset(tmp_path / "photos", n=3)
+    (tmp_path / "truth").mkdir()
+    for i, m in enumerate(masks):
+        Image.fromarray(m * 255).save(tmp_path / "truth" / f"photo{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "universeg_plus", "annotate", str(images_dir), "--session", str(tmp_path / "s"),
+           "--model", "universeg-tiny", "--random-weights", "--simulate", "--truth", str(tmp_path / "truth")]
+    first = subprocess.run([*cmd, "--colour", "auto"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "colour: auto, the leave-one-out choice made at 1, 2, 4, 8" in first.stderr
+    assert json.loads((tmp_path / "s" / "session.json").read_text())["colour"] == "auto"
+    bad = subprocess.run([*cmd, "--colour", "luma"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "was started with --colour 'auto'" in bad.stderr, bad.stderr[-3000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)  # resumed: its own choice
+    assert again.returncode == 0 and "colour: auto, the leave-one-out" in again.stderr, again.stderr[-3000:]

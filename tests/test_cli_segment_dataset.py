@@ -96,3 +96,37 @@ def test_interrupt_then_rerun_gives_the_masks_of_segment(tmp_path):
     assert sorted(p.name for p in out.glob("*.png")) == ref_files
     for name in ref_files:
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+
+
+def test_colour_is_fitted_once_and_every_worker_projects_alike(tmp_path):
+    """``--colour fisher``: the masks of ``segment --colour fisher`` byte for byte on 2 workers; a grey target
+    fails there as in ``segment`` (the workers hold the projection)."""
+    pytest.importorskip("ray.data", reason="Ray is not installed: pip install 'universeg-plus[cluster]'")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_colour import make_task  # the synthetic hue task: equal luma, other hue
+
+    images, masks = make_task(7, n=40, seed=7)
+    for sub in ("sup/images", "sup/masks", "in"):
+        (tmp_path / sub).mkdir(parents=True)
+    for k in range(3):
+        Image.fromarray(images[k]).save(tmp_path / "sup" / "images" / f"e{k}.png")
+        Image.fromarray(masks[k] * 255).save(tmp_path / "sup" / "masks" / f"e{k}.png")
+    for k in range(3, 7):
+        Image.fromarray(images[k]).save(tmp_path / "in" / f"t{k}.png")
+    Image.fromarray(images[3][..., 1]).save(tmp_path / "in" / "zz_grey.png")
+    opts = ["--model", "universeg-small", "--colour", "fisher"]
+    ref = _cli("segment", "--support", str(tmp_path / "sup"), "--target", str(tmp_path / "in"),
+               "--out", str(tmp_path / "ref"), *opts)
+    out, err = ref.communicate(timeout=300)
+    assert ref.returncode == 1 and "colour: fisher" in out and "zz_grey.png is grayscale" in err, err[-2000:]
+    run = _cli("segment-dataset", str(tmp_path / "in"), "--support", str(tmp_path / "sup"), "--out",
+               str(tmp_path / "out"), "--num-workers", "2", *opts)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1 and "colour: fisher" in out, err[-3000:]
+    rows = {Path(r["input"]).name: r for r in read_csv_rows(tmp_path / "out" / "segment-dataset-report.csv")}
+    grey = rows["zz_grey.png"]
+    assert grey["status"] == "failed" and "projected from colour (fisher)" in grey["error"], grey
+    for k in range(3, 7):
+        assert rows[f"t{k}.png"]["status"] == "ok"
+        assert (tmp_path / "out" / f"t{k}.png").read_bytes() == (tmp_path / "ref" / f"t{k}.png").read_bytes(), k
+    assert "--colour fisher" in err  # the printed rerun command keeps the choice

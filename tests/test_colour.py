@@ -53,6 +53,10 @@ def test_choice_scores_every_projection() -> None:
     assert set(scores) == {"luma", "red", "green", "blue", "fisher"}
     assert all(0 <= v <= 1 for v in scores.values())
     assert chosen.name == max(scores, key=lambda k: (scores[k], k == "luma"))
+    # an example without foreground: the fold whose others hold none scores Fisher as luma (nothing to fit)
+    empty = [masks[0], np.zeros_like(masks[1])]
+    _, scores = choose_projection(model, images[:2], empty)
+    assert set(scores) == {"luma", "red", "green", "blue", "fisher"}
 
 
 def test_16_bit_rgb_projects_as_8_bit_does() -> None:

@@ -48,7 +48,7 @@ TINY = "universeg-tiny"
 SEGMENT_DEFAULTS = {
     "model": TINY, "backend": "eager", "support_size": 0, "ensemble": 1, "threshold": 0.5, "slice_index": -1,
     "axis": 2, "seed": 0, "perturbation": "none", "severity": 3, "where": "target", "adapt": False,
-    "adapt_steps": 100, "samples": 1,
+    "adapt_steps": 100, "samples": 1, "colour": "luma",
 }
 
 

@@ -58,6 +58,24 @@ def test_controller_clicks_accept_undo_and_shows_the_session(five, tmp_path):
         assert "0 of 5 answered" in bar and "reopened crop_r020_c030" in status and ctl.index == 0
 
 
+def test_controller_names_the_colour_projection_of_the_proposal(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_colour import make_task  # the synthetic hue task (RGB)
+    from PIL import Image
+
+    images, masks = make_task(3, n=40, seed=13)
+    (tmp_path / "photos").mkdir()
+    for k, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / "photos" / f"photo{k}.png")
+    torch.manual_seed(0)
+    with AnnotationSession(tmp_path / "photos", tmp_path / "s", create_model("universeg-tiny").eval(),
+                           colour="fisher") as s:
+        assert "colour: luma" in AnnotateController(s).view()[1]  # nothing accepted: nothing fitted yet
+        s.accept(masks[0], 0)
+        overlay, status, _, _ = AnnotateController(s).view()
+        assert "colour: fisher" in status and overlay.shape == (40, 40, 3)
+
+
 # ---------------------------------------------------------------------- the page, served by the CLI
 def _free_port() -> int:
     with socket.socket() as s:

@@ -177,3 +177,27 @@ def test_the_colour_of_a_grey_session_carries_over_as_luma(model):
     first = Predictor(model).set_support(images[:2], masks[:2])
     second = Predictor(model).set_support(images[:2], masks[:2], colour=first.colour)
     assert np.array_equal(second.predict(images[2]).probabilities, first.predict(images[2]).probabilities)
+
+
+def test_a_saved_support_set_projects_targets_as_before_saving(model, tmp_path):
+    images, masks = make_task(4, n=40, seed=8)
+    first = Predictor(model).set_support(images[:3], masks[:3], colour="fisher")
+    path = first.support.save(tmp_path / "task.safetensors")
+    again = Predictor(model).set_support(SupportSet.load(path))
+    assert again.colour == first.colour and again.colour.name == "fisher"
+    np.testing.assert_array_equal(again.predict(images[3]).probabilities, first.predict(images[3]).probabilities)
+    other = fit_projection(images[1:3], masks[1:3])
+    with pytest.raises(ValueError, match="made grey by the fisher projection"):
+        Predictor(model).set_support(SupportSet.load(path), colour=other)
+    proc = subprocess.run(  # the CLI: a --support-set file brings its projection
+        [sys.executable, "-m", "universeg_plus", "segment", "--support-set", str(path), "--target",
+         str(_save(tmp_path / "t.png", images[3])), "--out", str(tmp_path / "out"), "--model", "universeg-tiny",
+         "--random-weights"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0 and "colour: fisher" in proc.stdout, proc.stderr[-3000:]
+
+
+def _save(path: Path, image: np.ndarray) -> Path:
+    Image.fromarray(image).save(path)
+    return path

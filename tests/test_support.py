@@ -197,3 +197,23 @@ def test_constructor_checks_and_subset():
     assert s[1:3].names == ["1", "2"] and s[[4, 0]].names == ["4", "0"]
     r = s.resized((16, 16))
     assert r.images.shape == (5, 1, 16, 16) and set(torch.unique(r.masks).tolist()) <= {0.0, 1.0}
+
+
+def test_the_colour_projection_travels_with_the_set_and_its_file(tmp_path):
+    from universeg_plus.colour import ColourProjection
+
+    proj = ColourProjection("fisher", (0.7, -0.2, -0.1), -0.3, 0.4)
+    images, masks = _pairs(3)
+    s = SupportSet.from_arrays(images, masks, size=SIZE).with_colour(proj)
+    assert s.colour == proj and "colour='fisher'" in repr(s)
+    for view in (s[1:], s.binary(), s.resized((16, 16)), s.sample(2), SupportSet.concat([s, s])):
+        assert view.colour == proj
+    t = SupportSet.load(s.save(tmp_path / "rgb.safetensors"))
+    assert t.colour == proj and torch.equal(t.images, s.images)
+    grey = SupportSet.from_arrays(images, masks, size=SIZE).save(tmp_path / "grey.safetensors")
+    assert SupportSet.load(grey).colour is None
+    assert s.with_colour(ColourProjection("luma", (0.299, 0.587, 0.114))).colour is None  # the input rules' own
+    with pytest.raises(ValueError, match="different colour projections"):
+        SupportSet.concat([s, s.with_colour(None)])
+    with pytest.raises(TypeError, match="ColourProjection or None, got str"):
+        s.with_colour("fisher")

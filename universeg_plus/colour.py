@@ -18,14 +18,13 @@ without the held-out example), so a colour task that luma serves well keeps luma
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from .io.colour_projection import ColourProjection, rgb01
 from .io.image_rules import LUMA  # ITU-R 601-2 luma weights (the input rules' and PIL's convert("L"))
 
 __all__ = ["COLOUR_MODES", "LUMA", "ColourProjection", "check_colour", "choose_projection", "fit_colour",
@@ -34,55 +33,6 @@ __all__ = ["COLOUR_MODES", "LUMA", "ColourProjection", "check_colour", "choose_p
 #: What ``colour=`` may name: ``"luma"`` (the input rules' grey, the default), ``"fisher"`` (the support
 #: set's Fisher direction) or ``"auto"`` (:func:`choose_projection`); a :class:`ColourProjection` also works.
 COLOUR_MODES = ("luma", "fisher", "auto")
-_NAMES = ("luma", "red", "green", "blue", "fisher")
-
-
-@dataclass(frozen=True)
-class ColourProjection:
-    """``rgb (H, W, 3)`` -> ``(H, W)`` float32 in [0, 1]: ``clip((rgb @ weights - low) / (high - low))``.
-
-    Attributes:
-        name: ``"luma"``, ``"red"``, ``"green"``, ``"blue"`` or ``"fisher"``.
-        weights: Three channel weights (on values in [0, 1]).
-        low, high: The projected values mapped to 0 and 1 (support percentiles 1 and 99 for Fisher).
-    """
-
-    name: str
-    weights: tuple[float, float, float]
-    low: float = 0.0
-    high: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.name not in _NAMES:
-            raise ValueError(f"ColourProjection name must be one of {_NAMES}, got {self.name!r}")
-        if len(self.weights) != 3 or not all(math.isfinite(float(v)) for v in (*self.weights, self.low, self.high)):
-            raise ValueError(
-                f"ColourProjection needs three finite weights and finite low/high, got weights {self.weights}, "
-                f"low {self.low}, high {self.high}"
-            )
-        if not self.high > self.low:
-            raise ValueError(f"ColourProjection needs high > low, got low {self.low}, high {self.high}")
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        x = _rgb01(rgb)
-        y = (x @ np.asarray(self.weights, np.float64) - self.low) / (self.high - self.low)
-        return np.clip(y, 0.0, 1.0).astype(np.float32)
-
-    def as_dict(self) -> dict[str, Any]:
-        """``{"name", "weights", "low", "high"}``: JSON-ready (reports, the CLI)."""
-        return {"name": self.name, "weights": list(self.weights), "low": self.low, "high": self.high}
-
-
-def _rgb01(rgb: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` -> float64 in [0, 1]: uint16 / 65535, other integers / 255, floats as given
-    (divided by 255 when above 1, i.e. 0-255 floats)."""
-    a = np.asarray(rgb)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
-    x = a.astype(np.float64)
-    if a.dtype == np.uint16:
-        return x / 65535.0
-    return x / 255.0 if np.issubdtype(a.dtype, np.integer) or (x.size and x.max() > 1.0) else x
 
 
 def fit_projection(
@@ -102,7 +52,7 @@ def fit_projection(
         raise ValueError(f"need as many masks as images (at least one), got {len(images)} and {len(masks)}")
     fg, bg = [], []
     for im, m in zip(images, masks):
-        x = _rgb01(im)
+        x = rgb01(im)
         m = np.asarray(m) > 0
         if m.shape != x.shape[:2]:
             raise ValueError(f"mask {m.shape} does not match image {x.shape[:2]}")
@@ -134,7 +84,8 @@ def choose_projection(
     """The projection with the best leave-one-out Dice of ``model`` on the support set.
 
     Each support example in turn is the target, the others its support; the Fisher direction is
-    refitted without it. Needs at least 2 examples (with one, the Fisher direction is returned).
+    refitted without it (luma where the others hold no foreground or no background pixel: nothing
+    to fit). Needs at least 2 examples (with one, the Fisher direction is returned).
 
     Returns:
         The chosen projection (Fisher refitted on the whole set when it wins) and the mean
@@ -151,12 +102,14 @@ def choose_projection(
     scores: dict[str, list[float]] = {}
     for i in range(len(images)):
         rest = [j for j in range(len(images)) if j != i]
-        cands = [*_fixed(), fit_projection([images[j] for j in rest], [binary[j] for j in rest], seed=seed)]
-        for proj in cands:
-            sup = SupportSet.from_arrays([proj(images[j]) for j in rest], [binary[j] for j in rest], hw)
+        rest_masks = [binary[j] for j in rest]
+        fits = any(m.any() for m in rest_masks) and not all(m.all() for m in rest_masks)
+        fisher = fit_projection([images[j] for j in rest], rest_masks, seed=seed) if fits else _fixed()[0]
+        for name, proj in [*((p.name, p) for p in _fixed()), ("fisher", fisher)]:
+            sup = SupportSet.from_arrays([proj(images[j]) for j in rest], rest_masks, hw)
             tgt = SupportSet.from_arrays([proj(images[i])], [binary[i]], hw)
             p = in_context_probabilities(model, tgt.images, sup.images, sup.masks)[0, 0] > 0.5
-            scores.setdefault(proj.name, []).append(float(dice(p, tgt.masks[0, 0] > 0.5)))
+            scores.setdefault(name, []).append(float(dice(p, tgt.masks[0, 0] > 0.5)))
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     best = max(means, key=lambda k: (means[k], k == "luma"))  # ties keep luma
     if best == "fisher":
@@ -173,7 +126,7 @@ def check_colour(colour: Any) -> str | ColourProjection:
         TypeError: neither a string nor a ColourProjection. ValueError: an unknown name.
     """
     if isinstance(colour, ColourProjection):
-        return "luma" if colour == ColourProjection("luma", LUMA) else colour
+        return "luma" if colour.is_luma else colour
     if not isinstance(colour, str):
         raise TypeError(
             f"colour must be one of {list(COLOUR_MODES)} or a ColourProjection, got {type(colour).__name__}"

@@ -258,10 +258,12 @@ class Predictor:
                 masks' foreground from background pixels), ``"auto"`` (the best of luma, R, G, B and
                 Fisher by leave-one-out Dice on the support set; needs 2+ examples to score, costs
                 about 5 x S in-context passes; a grey set stays grey) or a
-                :class:`~universeg_plus.colour.ColourProjection`. Anything but ``"luma"`` needs the
-                images with ``masks`` (a SupportSet holds them grey already; with one, only a
-                ColourProjection, the one its images were made with). The choice is
-                :attr:`colour` (and ``Prediction.colour``), its scores :attr:`colour_scores`.
+                :class:`~universeg_plus.colour.ColourProjection`. ``"fisher"``/``"auto"`` need the
+                images with ``masks`` (a SupportSet holds them grey already). A SupportSet carries
+                the projection it was made with (:attr:`SupportSet.colour`, kept by ``save``/``load``;
+                ``self.support`` after a colour fit): it is used as is, or give it here for a set
+                built by hand. The choice is :attr:`colour` (and ``Prediction.colour``), its scores
+                :attr:`colour_scores`.
 
         Returns:
             ``self``.
@@ -269,7 +271,8 @@ class Predictor:
         Raises:
             TypeError: neither a SupportSet nor images with masks; ``colour`` neither a name nor a
                 ColourProjection. ValueError: bad examples (named); an unknown ``colour``;
-                ``"fisher"``/``"auto"`` with a SupportSet; a grey example for ``"fisher"``.
+                ``"fisher"``/``"auto"`` with a SupportSet, or a projection other than the one the
+                SupportSet records; a grey example for ``"fisher"``.
         """
         colour = check_colour(colour)
         in_colour = not (isinstance(colour, str) and colour == "luma")
@@ -283,7 +286,16 @@ class Predictor:
                     f"colour={colour!r} learns from the support images in colour, but a SupportSet holds them "
                     f"grey already: call set_support(images, masks, colour={colour!r}) with the images themselves"
                 )
-            projection = colour if in_colour else None
+            projection = colour if in_colour else support.colour
+            if support.colour is not None and projection != support.colour:
+                raise ValueError(
+                    f"this SupportSet was made grey by the {support.colour.name} projection "
+                    f"{support.colour.as_dict()}, "
+                    f"not by colour={colour.as_dict() if isinstance(colour, ColourProjection) else colour!r}: "
+                    "leave colour out (the set's own projection is used)"
+                )
+            if projection != support.colour:  # a set built by hand from projected images: record how
+                support = support.with_colour(projection)
             if support.size != self.input_size:
                 log.info("resampling the support set from %s to the model input size %s", support.size, self.input_size)
                 support = support.resized(self.input_size)
@@ -299,6 +311,8 @@ class Predictor:
                           for a in arrays]
             native = tuple(zip(arrays, labels))
             support = SupportSet.from_arrays(arrays, labels, size=self.input_size, names=names, max_labels=max_labels)
+            if projection is not None:
+                support = support.with_colour(projection)
         else:
             raise TypeError(
                 f"support must be a SupportSet, or images with masks=, got {type(support).__name__}; "
@@ -313,8 +327,8 @@ class Predictor:
         self._prepared = {}
         self._fits = None
         self._support_cals = {}
-        self._colour, self._colour_scores = projection, scores
-        if in_colour:
+        self._colour, self._colour_scores = support.colour, scores
+        if self._colour is not None or in_colour:
             log.info("colour projection: %s%s", self.colour.name,
                      f" (leave-one-out Dice {scores})" if scores else "")
         return self

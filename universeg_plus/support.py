@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .io.colour_projection import ColourProjection
 from .io.images import file_stem, paired_files
 from .io.inputs import (
     MAX_LABELS,
@@ -57,6 +58,10 @@ class SupportSet:
         original_sizes: ``(H, W)`` of each example before resizing.
         names: One name per example (file stem, slice name or index).
         classes: Sorted foreground labels present in the masks.
+        colour: The :class:`~universeg_plus.io.colour_projection.ColourProjection` that made the
+            images grey from RGB (``Predictor.set_support(..., colour=...)``), kept so that targets
+            are projected alike (also through :meth:`save`/:meth:`load`); ``None``: the input
+            rules' luma.
 
     Build with :meth:`from_arrays`, :meth:`from_paths`, :meth:`from_folder` or :meth:`from_volume`;
     the constructor takes already-prepared tensors.
@@ -68,7 +73,10 @@ class SupportSet:
         masks: torch.Tensor,
         original_sizes: Sequence[Sequence[int]] | None = None,
         names: Sequence[str] | None = None,
+        colour: ColourProjection | None = None,
     ) -> None:
+        if colour is not None and not isinstance(colour, ColourProjection):
+            raise TypeError(f"colour must be a ColourProjection or None, got {type(colour).__name__}")
         if not isinstance(images, torch.Tensor) or not isinstance(masks, torch.Tensor):
             raise TypeError(
                 f"images and masks must be torch tensors (N, 1, H, W), got {type(images).__name__} and "
@@ -100,6 +108,7 @@ class SupportSet:
         self.original_sizes: list[tuple[int, int]] = sizes  # type: ignore[assignment]
         self.names: list[str] = names
         self.classes: list[int] = [int(v) for v in torch.unique(self.masks) if v != 0]
+        self.colour: ColourProjection | None = None if colour is None or colour.is_luma else colour
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -274,11 +283,19 @@ class SupportSet:
         shapes = {tuple(s.images.shape[-2:]) for s in sets}
         if len(shapes) > 1:
             raise ValueError(f"support sets to concatenate have different sizes: {sorted(shapes)}")
+        colours = {s.colour for s in sets}
+        if len(colours) > 1:
+            names = sorted("luma" if c is None else c.name for c in colours)
+            raise ValueError(
+                f"support sets to concatenate were made grey by different colour projections ({', '.join(names)}): "
+                "project every example the same way (Predictor.set_support(images, masks, colour=...))"
+            )
         return cls(
             torch.cat([s.images for s in sets]),
             torch.cat([s.masks for s in sets]),
             [sz for s in sets for sz in s.original_sizes],
             [n for s in sets for n in s.names],
+            colours.pop(),
         )
 
     # ------------------------------------------------------------------ views
@@ -286,7 +303,8 @@ class SupportSet:
         return int(self.images.shape[0])
 
     def __repr__(self) -> str:
-        return f"SupportSet(n={len(self)}, size={self.size}, classes={self.classes})"
+        colour = f", colour={self.colour.name!r}" if self.colour is not None else ""
+        return f"SupportSet(n={len(self)}, size={self.size}, classes={self.classes}{colour})"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -310,6 +328,7 @@ class SupportSet:
             self.masks[idx],
             [self.original_sizes[int(i)] for i in idx],
             [self.names[int(i)] for i in idx],
+            self.colour,
         )
 
     def __getitem__(self, item: int | slice | Sequence[int]) -> SupportSet:
@@ -331,7 +350,7 @@ class SupportSet:
             if int(label) not in self.classes:
                 raise ValueError(f"label {label} is not in the support set's classes {self.classes}")
             masks = (self.masks == int(label)).float()
-        return SupportSet(self.images, masks, self.original_sizes, self.names)
+        return SupportSet(self.images, masks, self.original_sizes, self.names, self.colour)
 
     def resized(self, size: Sequence[int]) -> SupportSet:
         """The set resampled to another input size (images bilinear, masks nearest)."""
@@ -340,7 +359,12 @@ class SupportSet:
             return self
         images = F.interpolate(self.images, size=size, mode="bilinear", align_corners=False, antialias=True)
         masks = F.interpolate(self.masks, size=size, mode="nearest-exact")
-        return SupportSet(images.clamp(0, 1), masks, self.original_sizes, self.names)
+        return SupportSet(images.clamp(0, 1), masks, self.original_sizes, self.names, self.colour)
+
+    def with_colour(self, colour: ColourProjection | None) -> SupportSet:
+        """The same examples, recorded as made grey by ``colour`` (the images are not changed: give
+        the projection they were made with, so that targets are projected alike)."""
+        return SupportSet(self.images, self.masks, self.original_sizes, self.names, colour)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, k: int, strategy: SampleStrategy = "random", seed: int = 0) -> SupportSet:
@@ -414,7 +438,10 @@ class SupportSet:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the prepared set to one ``.safetensors`` file (tensors + JSON metadata), atomically."""
+        """Write the prepared set to one ``.safetensors`` file (tensors + JSON metadata), atomically.
+
+        The metadata holds the names, classes, size and the :attr:`colour` projection (when the
+        images were projected from RGB), which :meth:`load` restores."""
         from safetensors.torch import save_file
 
         from .io.atomic import atomic_path
@@ -431,6 +458,8 @@ class SupportSet:
             "classes": json.dumps(self.classes),
             "size": json.dumps(list(self.size)),
         }
+        if self.colour is not None:
+            meta["colour"] = json.dumps(self.colour.as_dict())
         dest = Path(path)
         with atomic_path(dest) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -456,11 +485,12 @@ class SupportSet:
                     raise ValueError("not a universeg_plus support-set file")
                 tensors = {k: fh.get_tensor(k) for k in ("images", "masks", "original_sizes")}
             names = json.loads(meta["names"])
+            colour = ColourProjection.from_dict(json.loads(meta["colour"])) if "colour" in meta else None
         except ValueError as exc:
             raise ValueError(f"cannot load support set {p}: {exc}") from exc
         except Exception as exc:  # safetensors raises its own error types on corrupt files
             raise ValueError(f"cannot load support set {p}: {exc}") from exc
-        return cls(tensors["images"], tensors["masks"], tensors["original_sizes"].tolist(), names)
+        return cls(tensors["images"], tensors["masks"], tensors["original_sizes"].tolist(), names, colour)
 
 
 def example_name(x: Any, k: int) -> str:

@@ -38,6 +38,7 @@ class Proposal:
         source: ``none`` (no labelled item yet: empty), ``in-context`` or ``adapted``.
         support: Items in the support set it came from.
         seconds: Time it took.
+        colour: The projection that made the item grey (``"luma"``, ``"fisher"``, ...; docs/colour.md).
     """
 
     mask: np.ndarray
@@ -46,6 +47,7 @@ class Proposal:
     source: str
     support: int
     seconds: float
+    colour: str = "luma"
 
 
 def _empty(shape: tuple[int, int]) -> Proposal:
@@ -53,7 +55,8 @@ def _empty(shape: tuple[int, int]) -> Proposal:
 
 
 def _from_prediction(pred: Prediction, source: str, support: int, t0: float) -> Proposal:
-    return Proposal(pred.mask, pred.probabilities, list(pred.classes), source, support, time.perf_counter() - t0)
+    return Proposal(pred.mask, pred.probabilities, list(pred.classes), source, support, time.perf_counter() - t0,
+                    pred.colour)
 
 
 class Proposer:

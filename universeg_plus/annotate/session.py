@@ -10,6 +10,12 @@ Every accept writes the label map (``labels/masks/<item>.png``) and then ``sessi
 atomically, before it returns: a killed process loses nothing that was accepted, and opening the
 folder again continues where it stopped. A volume's slices are items too; :meth:`propagate` labels
 every other slice from the nearest labelled ones and writes the label volume with the source affine.
+
+Colour images: ``colour="fisher"`` or ``"auto"`` (fixed at session start, kept in ``session.json``)
+refits the projection on the accepted items whenever they change, as ``Predictor.set_support(...,
+colour=...)`` does on any support set (``"auto"`` re-makes its leave-one-out choice of kind at 1, 2,
+4, 8, ... accepted items); proposals, the uncertain order and adaptation all see the items
+projected alike (docs/colour.md).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..colour import ColourProjection, check_colour, fit_colour
 from ..io.images import file_stem, write_labels
-from ..io.inputs import as_count
+from ..io.inputs import Named, as_count
 from ..predictor import Predictor
 from ..support import SupportSet
 from .edits import edit_cost, edit_pixels, entropy_score
@@ -74,11 +81,19 @@ class AnnotationSession:
         pretrained: As :class:`~universeg_plus.predictor.Predictor` for a model name (``False``: random weights).
         uncertainty: ``f(probabilities) -> float`` ranking items for ``order="uncertain"`` (default:
             mean entropy; a sampled uncertainty can replace it).
+        colour: How RGB items become grey (docs/colour.md), fixed at session start and saved:
+            ``"luma"`` (the default of a new session), ``"fisher"`` (refitted on the accepted items
+            whenever they change), ``"auto"`` (the leave-one-out choice of kind made on the first 1, 2,
+            4, 8, ... accepted items, see :meth:`_colour_for`; Fisher refitted at every change), or a
+            fixed ``ColourProjection``. ``None``: the session's own (resumed), else luma.
+            While no accepted mask holds both foreground and background, ``"fisher"``/``"auto"``
+            have nothing to fit: proposals use luma. 2D sources only; ``"fisher"`` needs RGB items.
         **predict_options: ``threshold``, ``ensemble``, ``support_size``, ``flips`` for the proposals.
 
     Raises:
         SessionLocked: another session has this folder open.
-        ValueError: a corrupt session file (named, left untouched), or a session folder of another source.
+        ValueError: a corrupt session file (named, left untouched), a session folder of another source,
+            or a ``colour`` other than the one the session was started with.
     """
 
     def __init__(
@@ -97,6 +112,7 @@ class AnnotationSession:
         uncertainty: Callable[[np.ndarray], float] = entropy_score,
         uncertain_pool: int = 32,
         seed: int = 0,
+        colour: str | ColourProjection | None = None,
         **predict_options: Any,
     ) -> None:
         if order not in (None, "in-order", "uncertain", "spread"):
@@ -105,6 +121,7 @@ class AnnotationSession:
         self.volume_support = as_count(volume_support, "volume_support")
         self.uncertain_pool = as_count(uncertain_pool, "uncertain_pool")
         self.uncertainty = uncertainty
+        asked = None if colour is None else check_colour(colour)
         self.source: ItemSource = open_source(source, axis)
         self.order: str = order or ("spread" if self.source.is_volume else "in-order")
         if model is None or isinstance(model, str):
@@ -118,7 +135,8 @@ class AnnotationSession:
         self.model_record = {"name": model_name, "weights_sha256": weights_sha256(model)}
         self.store = SessionStore(session)
         try:
-            self.state = self._open_state(self.order)
+            self.state = self._open_state(self.order, asked)
+            self.colour: str | ColourProjection = _colour_of(self.state.colour)
             self.proposer = Proposer(
                 model, device=device, adapt_steps=self.adapt_steps, background=background, seed=seed,
                 **predict_options,
@@ -127,6 +145,10 @@ class AnnotationSession:
             self.store.close()
             raise
         self._slices = Predictor(self.proposer.model, device=device) if self.source.is_volume else None
+        # fits the colour projection on the accepted items (the proposer's own predictor is in use)
+        self._fitter = None if self.colour == "luma" else Predictor(self.proposer.model, device=device)
+        self.colour_scores: dict[str, float] = {}
+        self._auto: tuple[tuple[int, ...], str | ColourProjection, dict[str, float]] | None = None
         self.predict_options = predict_options
         self._shown: dict[int, tuple[Proposal, float]] = {}
         self._masks: dict[int, np.ndarray] = {}
@@ -138,12 +160,14 @@ class AnnotationSession:
         self._refresh_support()
 
     # ------------------------------------------------------------------ opening
-    def _open_state(self, order: str) -> SessionFile:
+    def _open_state(self, order: str, colour: str | ColourProjection | None) -> SessionFile:
         state = self.store.read()
         names = [it.name for it in self.source.items]
+        saved = None if colour is None else colour.as_dict() if isinstance(colour, ColourProjection) else colour
         if state is None:
+            self._check_colour(colour or "luma", saved)  # before the folder gets a session file
             state = SessionFile(
-                source=self.source.record, model=self.model_record, order=order,
+                source=self.source.record, model=self.model_record, order=order, colour=saved or "luma",
                 items=[ItemRecord(name=n) for n in names],
             )
             self.store.write(state)
@@ -155,6 +179,13 @@ class AnnotationSession:
                 f"{state.items[0].name!r}) than the one given ({len(names)} items, first {names[0]!r}); "
                 "use another --session folder"
             )
+        self._check_colour(_colour_of(state.colour), state.colour)
+        if saved is not None and saved != state.colour:
+            raise ValueError(
+                f"the session in {self.store.folder} was started with colour={_colour_text(state.colour)}; it stays "
+                f"fixed (the accepted items were proposed with it), got colour={_colour_text(saved)}: leave colour "
+                "out to resume, or use another session folder"
+            )
         if state.model.get("weights_sha256") != self.model_record["weights_sha256"]:
             log.warning(
                 "session %s was made with model %s (weights %s); proposals now come from %s (weights %s); "
@@ -165,6 +196,27 @@ class AnnotationSession:
         done = sum(it.state != "pending" for it in state.items)
         log.info("resumed the annotation session in %s: %d of %d items answered", self.store.folder, done, len(names))
         return state
+
+    def _check_colour(self, colour: str | ColourProjection, saved: Any) -> None:
+        """A colour projection needs 2D items; ``"fisher"`` or a fixed one, RGB items (the first is looked at)."""
+        if isinstance(colour, str) and colour == "luma":
+            return
+        self.source.keep_colour()
+        if self.source.is_volume:
+            raise ValueError(
+                f"colour={_colour_text(saved)} projects RGB images; a volume's slices are grey: use colour='luma'"
+            )
+        first = self.source.image(0)
+        if not (isinstance(colour, str) and colour == "auto") and first.ndim != 3:
+            raise ValueError(
+                f"colour={_colour_text(saved)} projects RGB images, but item {self.items[0].name!r} is grayscale "
+                f"(shape {first.shape}): use colour='luma' (or 'auto', which keeps grey items grey)"
+            )
+
+    @property
+    def colour_projection(self) -> ColourProjection:
+        """The projection the current proposals use (refitted on the accepted items with ``"fisher"``/``"auto"``)."""
+        return self.proposer.fast.colour
 
     def _read_mask(self, index: int, rec: ItemRecord) -> np.ndarray:
         mask = self.store.read_mask(rec.mask or "")
@@ -207,7 +259,7 @@ class AnnotationSession:
         return self.state.items[self._index(item)]
 
     def image(self, item: Item | int) -> np.ndarray:
-        """The item's image ``(H, W)`` or ``(H, W, 3)``, as stored."""
+        """The item's image ``(H, W)`` (RGB as luma), or ``(H, W, 3)`` for RGB with a colour projection."""
         return self.source.image(self._index(item))
 
     def mask(self, item: Item | int) -> np.ndarray | None:
@@ -241,14 +293,55 @@ class AnnotationSession:
         return next(i for i, it in enumerate(self.state.items) if it.name == name)
 
     def support(self, indices: list[int] | None = None) -> SupportSet | None:
-        """The support set of the accepted items (or of ``indices``), at the model's input size; ``None`` if empty."""
+        """The support set of the accepted items (or of ``indices``), at the model's input size; ``None`` if empty.
+
+        With a colour projection, the items are projected by it, fitted on these items
+        (``"fisher"``/``"auto"``; also :attr:`colour_scores`), and the set carries it (``SupportSet.colour``).
+        """
         idx = self._accepted() if indices is None else indices
         if not idx:
             return None
+        # a fixed projection applies at once; "fisher"/"auto" need foreground and background pixels to fit
+        fits = isinstance(self.colour, ColourProjection) or any(
+            np.any(self._masks[i]) and not np.all(self._masks[i]) for i in idx
+        )
+        if self._fitter is not None and fits:
+            self._fitter.set_support(
+                [Named(self.source.image(i), self.items[i].name) for i in idx], [self._masks[i] for i in idx],
+                max_labels=None, colour=self._colour_for(idx),
+            )
+            self.colour_scores = self._auto[2] if self._auto is not None else self._fitter.colour_scores
+            return self._fitter.support
+        self.colour_scores = {}
         return SupportSet.from_arrays(
             [self.source.image(i) for i in idx], [self._masks[i] for i in idx],
             size=self.proposer.fast.input_size, names=[self.items[i].name for i in idx], max_labels=None,
         )
+
+    def _colour_for(self, idx: list[int]) -> str | ColourProjection:
+        """What ``set_support`` is asked for on the accepted items ``idx`` (in the order accepted).
+
+        The session's choice, except ``"auto"``: its leave-one-out choice among luma, R, G, B and
+        Fisher is made on the first 1, 2, 4, 8, ... accepted items (the largest power of two), and that
+        kind is kept until the next power of two (Fisher refitted on every accepted item). So a choice
+        costs about 5 x S in-context passes at S = 1, 2, 4, 8, ... only, and a resumed session makes
+        the same choice as one that never stopped.
+        """
+        if not (isinstance(self.colour, str) and self.colour == "auto"):
+            return self.colour
+        first = tuple(idx[: 1 << (len(idx).bit_length() - 1)])
+        if self._auto is None or self._auto[0] != first:
+            masks = [self._masks[i] for i in first]
+            kind: str | ColourProjection = "luma"
+            scores: dict[str, float] = {}
+            if any(np.any(m) for m in masks) and not all(np.all(m) for m in masks):
+                proj, scores = fit_colour("auto", self.proposer.model, [self.source.image(i) for i in first], masks,
+                                          self.proposer.fast.input_size, [self.items[i].name for i in first])
+                kind = "luma" if proj is None else "fisher" if proj.name == "fisher" else proj
+            self._auto = (first, kind, scores)
+            log.info("colour auto: %s on the first %d accepted item(s)%s",
+                     kind if isinstance(kind, str) else kind.name, len(first), f" {scores}" if scores else "")
+        return self._auto[1]
 
     def _refresh_support(self) -> None:
         self._next = None
@@ -450,3 +543,12 @@ class AnnotationSession:
     def labels(self) -> np.ndarray | None:
         """The label volume of the last :meth:`propagate` (shaped like the source volume), or ``None``."""
         return self._propagated
+
+
+def _colour_of(saved: str | dict[str, Any]) -> str | ColourProjection:
+    """The ``colour`` of a session file: a mode name, or a fixed projection."""
+    return ColourProjection.from_dict(saved) if isinstance(saved, dict) else saved
+
+
+def _colour_text(saved: str | dict[str, Any]) -> str:
+    return repr(saved) if isinstance(saved, str) else f"the fixed {saved.get('name')} projection {saved}"

@@ -58,6 +58,12 @@ class ItemSource:
         self.axis = axis
         self.volume_reference = reference
         self._cache: dict[int, np.ndarray] = {}
+        self.keep_rgb = False
+
+    def keep_colour(self) -> None:
+        """From now on, :meth:`image` gives RGB items as ``(H, W, 3)`` (for a colour projection), not luma."""
+        if not self.keep_rgb:
+            self.keep_rgb, self._cache = True, {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -67,13 +73,14 @@ class ItemSource:
         return self.volume is not None
 
     def image(self, index: int) -> np.ndarray:
-        """Item ``index``'s image as stored: ``(H, W)`` or ``(H, W, 3)`` (checked: 2D, finite)."""
+        """Item ``index``'s image: ``(H, W)`` (RGB as luma), or ``(H, W, 3)`` for an RGB item after
+        :meth:`keep_colour` (checked: 2D, finite)."""
         if index not in self._cache:
             x = self._images[index]
             name = self.items[index].name
             if self.volume is not None:
                 x = np.take(self.volume, index, axis=self.axis)
-            self._cache[index] = image_array(x, "item", name)
+            self._cache[index] = image_array(x, "item", name, keep_rgb=self.keep_rgb)
         return self._cache[index]
 
     def shape(self, index: int) -> tuple[int, int]:

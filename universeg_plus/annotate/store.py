@@ -79,6 +79,9 @@ class SessionFile(BaseModel):
             "path": ..., "axis": 2}`` or ``{"kind": "arrays"}`` (the caller passes the same arrays again).
         model: ``{"name": ..., "weights_sha256": ...}`` of the network that made the proposals.
         order: ``in-order``, ``uncertain`` or ``spread``.
+        colour: How RGB items became grey for the proposals, fixed at session start: ``"luma"``,
+            ``"fisher"``, ``"auto"`` (refitted on the accepted items at every change) or a fixed
+            projection (``ColourProjection.as_dict()``). Files without it are ``"luma"`` sessions.
         items: One record per item, in the source's order.
         created, updated: Unix times.
     """
@@ -90,6 +93,7 @@ class SessionFile(BaseModel):
     source: dict[str, Any]
     model: dict[str, Any]
     order: str = "in-order"
+    colour: Literal["luma", "fisher", "auto"] | dict[str, Any] = "luma"
     items: list[ItemRecord]
     created: float = Field(default_factory=time.time)
     updated: float = Field(default_factory=time.time)

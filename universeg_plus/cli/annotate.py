@@ -7,6 +7,7 @@ import os
 import sys
 
 from ._device import add_device_argument
+from ._predict_args import add_colour_argument
 
 COMMAND = "annotate"
 HELP = "label a folder of images or a volume, proposal by proposal (browser), or replay it with --simulate"
@@ -40,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-steps", type=int, default=0, metavar="N",
                         help="refresh an adapted model with N steps after each accept (background; default 0: off)")
     parser.add_argument("--axis", type=int, default=2, help="slicing axis of a volume (default 2)")
+    add_colour_argument(
+        parser, "Fixed at session start and kept in session.json: fisher is refitted on the accepted items whenever "
+        "they change, auto re-chooses at 1, 2, 4, 8, ... accepted items; default: luma for a new session, the "
+        "session's own when resuming. 2D images",
+        default=None,
+    )
     parser.add_argument("--simulate", action="store_true", help="replay with --truth masks instead of serving")
     parser.add_argument("--truth", metavar="MASKS", help="folder of true masks (same file stems), or a label volume")
     parser.add_argument("--items", type=int, default=None, help="--simulate: answer at most this many items")
@@ -75,9 +82,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--truth is for --simulate")
     session = AnnotationSession(
         source, args.session, args.model, device=args.device, order=args.order, adapt_steps=args.adapt_steps,
-        axis=args.axis, pretrained=False if args.random_weights else None,
+        axis=args.axis, pretrained=False if args.random_weights else None, colour=args.colour,
     )
     with session:
+        if session.colour != "luma":
+            how = {"fisher": "refitted on the accepted items whenever they change",
+                   "auto": "the leave-one-out choice made at 1, 2, 4, 8, ... accepted items, Fisher refitted at "
+                   "every change"}.get(session.colour, "fixed")
+            name = session.colour if isinstance(session.colour, str) else session.colour.name
+            print(f"colour: {name}, {how} (now: {session.colour_projection.name})", file=sys.stderr, flush=True)
         if args.simulate:
             rows = simulate(session, _truth(args, session), items=args.items)
             print(f"{'step':>4}  {'item':30s} {'support':>7} {'dice':>6} {'edit cost':>9} {'s':>6}")

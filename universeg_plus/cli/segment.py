@@ -15,7 +15,7 @@ from ..io.images import file_stem
 from ..io.inputs import MAX_LABELS
 from ._device import add_device_argument
 from ._flags import cli_message
-from ._predict_args import add_prediction_arguments
+from ._predict_args import add_colour_argument, add_prediction_arguments, colour_line
 from ._types import positive_int as _positive
 
 COMMAND = "segment"
@@ -123,12 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget", type=float, default=None, metavar="SECONDS",
         help="what --method auto may spend choosing and fitting, per label (default: no limit)",
     )
-    parser.add_argument(
-        "--colour", "--color", choices=("luma", "fisher", "auto"), default="luma",
-        help="how colour (RGB) images become the network's one channel, fitted on the support set and applied to "
-        "every target: luma (default, grey as always), fisher (the RGB direction that best separates the masks' "
-        "foreground from background), auto (the best of luma, R, G, B and fisher by leave-one-out Dice on the "
-        "support set). Needs 2D support image files (docs/colour.md)",
+    add_colour_argument(
+        parser, "Needs 2D support image files; a --support-set saved with a projection brings its own"
     )
     more = parser.add_argument_group("adaptation and native resolution")
     more.add_argument(
@@ -206,14 +202,14 @@ def run(args: argparse.Namespace) -> int:
         pairs = paired_files(args.support_images, args.support_masks)
         predictor.set_support([p[1] for p in pairs], [p[2] for p in pairs], max_labels=args.max_labels,
                               colour=args.colour)
-        if args.colour != "luma":
-            print(_colour_line(predictor.colour.name, predictor.colour_scores))
     else:
         predictor.set_support(SupportSet.from_folder(
             args.support_images, args.support_masks, size=predictor.input_size, axis=args.axis,
             max_slices=args.support_slices, max_labels=args.max_labels,
         ))
     support = predictor.support
+    if args.colour != "luma" or support.colour is not None:
+        print(colour_line(predictor.colour.name, predictor.colour_scores))
     args.label_names = _label_names(args)
     labels = ", ".join(_label_name(c, args.label_names) for c in support.classes) or "none (no foreground)"
     print(f"support set: {len(support)} examples; labels: {labels}; device: {predictor.device}")
@@ -282,12 +278,6 @@ def _options(args: argparse.Namespace) -> Any:
     except (TypeError, ValueError) as exc:
         name, _, rest = str(exc).partition(" ")
         raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
-
-
-def _colour_line(name: str, scores: dict[str, float]) -> str:
-    """``colour: fisher (leave-one-out Dice: luma 0.346, ..., fisher 0.828)``."""
-    loo = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-    return f"colour: {name}" + (f" (leave-one-out Dice on the support set: {loo})" if loo else "")
 
 
 def _support_folders(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from ..io.inputs import MAX_LABELS
-from ._predict_args import add_prediction_arguments
+from ._predict_args import add_colour_argument, add_prediction_arguments, colour_line
 from ._types import positive_int as _positive
 
 COMMAND = "segment-dataset"
@@ -25,6 +25,7 @@ Without --address a private Ray instance is started on 127.0.0.1 (no dashboard, 
 Needs: pip install 'universeg-plus[cluster]'.
 Examples:
   universeg-plus segment-dataset scans/ --support support/ --out masks/ --num-workers 2
+  universeg-plus segment-dataset photos/ --support dermoscopy/ --out masks/ --colour auto
   universeg-plus segment-dataset manifest.parquet --support support/ --out /shared/masks \\
       --address auto --num-workers 8 --gpus-per-worker 1 --skip-existing
 """
@@ -89,6 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     pred.add_argument("--device", default=None, help="torch device of the workers (default: their Ray GPU, else cpu)")
     add_prediction_arguments(pred)
+    add_colour_argument(
+        pred, "Fitted once here on the support folder's 2D image files; every worker projects its targets "
+        "alike. A .safetensors --support saved with a projection brings its own",
+    )
     pred.add_argument(
         "--axis", type=int, default=2, choices=(0, 1, 2), metavar="A", help="slicing axis of volumes (default: 2)"
     )
@@ -100,8 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--support-slices", type=_positive, default=16, metavar="N",
         help="foreground slices taken per support volume (default: 16)",
     )
-    parser.set_defaults(_options=[(a.option_strings[-1], a.dest, a.default, a.nargs == 0) for a in parser._actions
-                                  if a.option_strings and a.dest not in _NOT_RERUN])
+    parser.set_defaults(_options=[  # each option by its first long name (--colour, not its alias --color)
+        (next(o for o in a.option_strings if o.startswith("--")), a.dest, a.default, a.nargs == 0)
+        for a in parser._actions if a.option_strings and a.dest not in _NOT_RERUN
+    ])
 
 
 def rerun_command(args: argparse.Namespace, report: str) -> str:
@@ -128,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
             batch_size=args.batch_size, max_retries=args.max_retries, device=args.device, axis=args.axis,
             threshold=args.threshold, ensemble=args.ensemble, support_size=args.support_size, flips=args.flips,
-            seed=args.seed, max_labels=args.max_labels, support_slices=args.support_slices,
+            seed=args.seed, max_labels=args.max_labels, support_slices=args.support_slices, colour=args.colour,
         )
     except DatasetInterrupted as stop:
         _summary(args, stop.run)
@@ -137,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace, result: object) -> int:
+    if result.colour != "luma" or args.colour != "luma":
+        print(colour_line(result.colour, result.colour_scores))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(f"segment-dataset: {counts} in {result.seconds:.1f} s; report: {result.report}")
     if result.failed:

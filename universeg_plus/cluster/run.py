@@ -1,14 +1,16 @@
 """``segment_dataset``: segment a folder, glob or manifest of images/volumes on Ray Data, resumably.
 
 The driver (this process) lists the work, loads the model and the support set once, checks every
-option, and puts model and support set in Ray's object store. Ray Data then streams the rows through
-an actor pool (``map_batches`` with :class:`~universeg_plus.cluster.worker.SegmentWorker`): one
-Predictor per actor, ``num_workers`` actors with ``cpus_per_worker`` CPUs and ``gpus_per_worker``
-GPUs each. Ray restarts a worker that dies (Ray Data's default ``max_restarts=-1``) and retries its
-task (``max_task_retries=max_retries``); a row whose task fails every retry is a ``failed`` row of the report, the
-run goes on. Outputs are written atomically by :meth:`Predictor.predict_file`, so a retried task
-writes the same bytes again, a reader never sees half a file, and ``skip_existing`` can trust any
-output it finds.
+option, and puts model and support set in Ray's object store. A colour projection (``colour=``) is
+fitted here, once, on the support images; the support set carries it to the workers
+(:attr:`~universeg_plus.support.SupportSet.colour`), so every target on every worker is projected
+alike. Ray Data then streams the rows through an actor pool (``map_batches`` with
+:class:`~universeg_plus.cluster.worker.SegmentWorker`): one Predictor per actor, ``num_workers``
+actors with ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs each. Ray restarts a worker that
+dies (Ray Data's default ``max_restarts=-1``) and retries its task (``max_task_retries=max_retries``);
+a row whose task fails every retry is a ``failed`` row of the report, the run goes on. Outputs are
+written atomically by :meth:`Predictor.predict_file`, so a retried task writes the same bytes again,
+a reader never sees half a file, and ``skip_existing`` can trust any output it finds.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..io.atomic import clean_stale_partials
 from ..io.inputs import MAX_LABELS, as_count
 from .jobs import Job, check_unique_outputs, list_jobs
 from .report import read_report, rerun_jobs, write_report
+
+if TYPE_CHECKING:
+    from ..colour import ColourProjection
 
 __all__ = ["REPORT_NAME", "DatasetInterrupted", "DatasetRun", "segment_dataset"]
 
@@ -47,6 +52,8 @@ class DatasetRun:
         ray_start_seconds: Time to start (or connect to) Ray; 0 when no input needed a worker.
         first_result_seconds: From the call to the first segmented input (Ray start, actor start-up,
             one input); 0 when none was segmented.
+        colour: The projection every target was made grey with (``"luma"``: the input rules').
+        colour_scores: ``colour="auto"``: leave-one-out Dice per candidate on the support set; else empty.
     """
 
     rows: list[dict[str, Any]]
@@ -54,6 +61,8 @@ class DatasetRun:
     seconds: float = 0.0
     ray_start_seconds: float = 0.0
     first_result_seconds: float = 0.0
+    colour: str = "luma"
+    colour_scores: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +107,34 @@ def _load_support(support: Any, size: tuple[int, int], axis: int, max_slices: in
     )
 
 
+def _set_support(
+    predictor: Any, support: Any, colour: str | ColourProjection, axis: int, max_slices: int, max_labels: int | None
+) -> None:
+    """The support set on the driver's Predictor. With a colour projection asked for and the support
+    given as folders, it is fitted on the image files themselves (2D, paired by stem), as
+    ``Predictor.set_support(images, masks, colour=...)`` does; a SupportSet or file keeps its own."""
+    from ..colour import check_colour
+    from ..io.images import paired_files
+
+    colour = check_colour(colour)
+    folders = None
+    if isinstance(support, (tuple, list)) and len(support) == 2:
+        folders = (support[0], support[1])
+    elif isinstance(support, (str, os.PathLike)) and not Path(support).is_file():
+        folders = (Path(support) / "images", Path(support) / "masks")
+    if folders is None and isinstance(colour, str) and colour != "luma":
+        raise ValueError(
+            f"colour={colour!r} learns from the support images in colour, but a SupportSet (or .safetensors file) "
+            "holds them grey already: give the support as a folder with images/ and masks/ (a set saved with a "
+            "projection brings its own)"
+        )
+    if folders is None or isinstance(colour, str) and colour == "luma":
+        predictor.set_support(_load_support(support, predictor.input_size, axis, max_slices, max_labels), colour=colour)
+        return
+    pairs = paired_files(*folders)
+    predictor.set_support([p[1] for p in pairs], [p[2] for p in pairs], max_labels=max_labels, colour=colour)
+
+
 def segment_dataset(
     inputs: str | os.PathLike | Sequence[str | os.PathLike] | None,
     support: Any,
@@ -125,6 +162,7 @@ def segment_dataset(
     seed: int = 0,
     max_labels: int | None = MAX_LABELS,
     support_slices: int = 16,
+    colour: str | ColourProjection = "luma",
 ) -> DatasetRun:
     """Segment every input on a Ray actor pool; write each label map atomically and a report CSV.
 
@@ -155,6 +193,11 @@ def segment_dataset(
         progress: Show a progress bar.
         axis, threshold, ensemble, support_size, flips, seed: As :meth:`Predictor.predict_file`.
         max_labels, support_slices: How a support folder is read (as ``SupportSet.from_folder``).
+        colour: How RGB images become the network's one channel (``Predictor.set_support(...,
+            colour=)``, docs/colour.md): ``"luma"`` (default), ``"fisher"`` or ``"auto"``, fitted once
+            here on the support folder's 2D image files, or a ``ColourProjection``; the support set
+            carries it to every worker. A ``.safetensors`` support set saved with a projection
+            brings its own.
 
     Returns:
         A :class:`DatasetRun` (the report rows, counts by status, timings).
@@ -192,7 +235,8 @@ def segment_dataset(
     from ..predictor import Predictor
 
     predictor = Predictor(model, device="cpu", pretrained=pretrained)
-    predictor.set_support(_load_support(support, predictor.input_size, axis, support_slices, max_labels))
+    _set_support(predictor, support, colour, axis, support_slices, max_labels)
+    colour_info = {"colour": predictor.colour.name, "colour_scores": predictor.colour_scores}
     options = dict(threshold=threshold, ensemble=ensemble, support_size=support_size, flips=flips, seed=seed)
     predictor.check_options(**options)
     options["axis"] = as_count(axis, "axis", low=0, high=2)
@@ -214,14 +258,14 @@ def segment_dataset(
                 progress=progress,
             )
         except KeyboardInterrupt:
-            run = _finish(jobs, rows, previous, report_path, start, timings)
+            run = _finish(jobs, rows, previous, report_path, start, timings, colour_info)
             log.warning("interrupted: %d input(s) not run; report: %s", run.counts.get("not-run", 0), run.report)
             raise DatasetInterrupted(run) from None
         except Exception:  # Ray itself failed (e.g. workers that cannot start): what was done is still reported
-            run = _finish(jobs, rows, previous, report_path, start, timings)
+            run = _finish(jobs, rows, previous, report_path, start, timings, colour_info)
             log.error("the run stopped: %d input(s) not run; report: %s", run.counts.get("not-run", 0), run.report)
             raise
-    return _finish(jobs, rows, previous, report_path, start, timings)
+    return _finish(jobs, rows, previous, report_path, start, timings, colour_info)
 
 
 def _row(job: Job, status: str, error: str = "", seconds: float | None = None, worker: str = "") -> dict[str, Any]:
@@ -299,7 +343,7 @@ def _run_on_ray(
 
 def _finish(
     jobs: list[Job], rows: dict[int, dict[str, Any]], previous: list[dict[str, str]], report_path: Path,
-    start: float, timings: dict[str, float],
+    start: float, timings: dict[str, float], colour_info: dict[str, Any],
 ) -> DatasetRun:
     """Report rows in input order (``not-run`` for the missing), merged into ``previous``; write the report."""
     done = [rows.get(i) or _row(job, "not-run") for i, job in enumerate(jobs)]
@@ -311,4 +355,5 @@ def _finish(
         new = {(r["input"], r["output"]): r for r in done}
         done = [new.get((r["input"], r["output"]), r) for r in previous]
     write_report(done, report_path)
-    return DatasetRun(done, report_path, time.perf_counter() - start, timings["ray_start"], timings["first_result"])
+    return DatasetRun(done, report_path, time.perf_counter() - start, timings["ray_start"], timings["first_result"],
+                      **colour_info)

@@ -77,6 +77,8 @@ class AnnotateController:
             f"labelled item(s), {self.proposal.seconds:.2f} s",
             "edited" if self.edited else "not edited",
         ]
+        if s.colour != "luma":  # the projection these proposals saw, refitted on the accepted items
+            lines.insert(2, f"colour: {self.proposal.colour}")
         if self.message:
             lines.append(html.escape(self.message))
         return overlay, "  \n".join(lines), bar, chart

@@ -35,6 +35,7 @@ from ..io.images import overlay_mask
 from ..io.inputs import Named
 from ..predictor import Prediction
 from ..support import SupportSet
+from .colour_choice import project_uploads
 from .examples import ExampleTask, default_examples_dir, list_example_tasks
 from .models import ModelCache, available_backends, default_model_name, has_pretrained, weights_warning
 from .outputs import dice_per_label, probability_image, write_outputs
@@ -86,6 +87,9 @@ class SegmentSettings:
         adapt_steps: Fine-tune a copy of the model on the support set for this many steps first
             (``Predictor.adapt``; 0 = off, eager backend only).
         samples: Sampled masks for the uncertainty map (``Predictor.predict(samples=K)``; 1 = off).
+        colour: How RGB support images and target become grey (docs/colour.md): ``"luma"`` (the
+            input rules'), ``"fisher"`` or ``"auto"`` (fitted on the support uploads; grey uploads
+            stay as they are).
     """
 
     model: str = field(default_factory=default_model_name)
@@ -101,6 +105,7 @@ class SegmentSettings:
     seed: int = 0
     adapt_steps: int = 0
     samples: int = 1
+    colour: str = "luma"
 
 
 @dataclass
@@ -151,6 +156,7 @@ def _summary(
     scores: dict[int, float] | None,
     warnings: list[str],
     seconds: float,
+    colour: str,
 ) -> str:
     lines = [f"**Model** `{settings.model}` ({settings.backend})"]
     lines[0] += ", pretrained weights" if has_pretrained(settings.model) else ", **random weights**"
@@ -158,6 +164,8 @@ def _summary(
         f"**Support** {len(support)} examples, labels {support.classes}; support size used "
         f"{settings.support_size or 'default'}, ensemble {settings.ensemble}, threshold {settings.threshold:g}"
     )
+    if settings.colour != "luma":
+        lines.append(f"**Colour** {colour}")
     if settings.adapt_steps:
         lines.append(f"**Adapted** to the support set: {settings.adapt_steps} steps (a fine-tuned copy of the model)")
     if settings.perturbation != NO_PERTURBATION:
@@ -218,10 +226,11 @@ def run_segmentation(
     predictor = cache.predictor(settings.model, settings.backend)
     target = load_target(target_file, slice_index, int(settings.axis))
     reference = load_reference(reference_file, target)
-    support = load_support(support_images, support_masks, predictor.input_size)
-    image, support = perturb_inputs(
-        target.image, support, settings.perturbation, settings.severity, settings.where, settings.seed
-    )
+    # grey as the network sees it: luma, or the support set's colour projection (also the target)
+    support, grey, colour = project_uploads(predictor, support_images, support_masks, target.image, settings.colour)
+    image, support = perturb_inputs(grey, support, settings.perturbation, settings.severity, settings.where,
+                                    settings.seed)
+    shown = target.image if image is grey else image  # the target as uploaded, unless perturbed
     predictor.set_support(support)  # a new support set also drops an adapted copy of an earlier click
     if adapt_steps:
         predictor.adapt(steps=adapt_steps, seed=int(settings.seed), progress=True)
@@ -238,7 +247,7 @@ def run_segmentation(
             warnings.append(f"the reference has label(s) {extra} that no support mask has; they are not scored")
     files = write_outputs(target, pred.mask, Path(out_dir))
     result = SegmentResult(
-        overlay=overlay_mask(image, pred.mask),
+        overlay=overlay_mask(shown, pred.mask),
         probability=probability_image(pred.probabilities),
         prediction=pred,
         image=image,
@@ -252,6 +261,6 @@ def run_segmentation(
         settings, support_size=support_size, ensemble=ensemble, threshold=threshold, adapt_steps=adapt_steps,
         samples=samples,
     )
-    result.summary = _summary(used, support, target, pred, scores, warnings, time.perf_counter() - start)
+    result.summary = _summary(used, support, target, pred, scores, warnings, time.perf_counter() - start, colour)
     return result
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..colour import COLOUR_MODES
 from ..io.optional import require
 from ..perturb import WHERE
 from .logic import (
@@ -135,6 +136,7 @@ def build_demo(
         adapt: bool = False,
         adapt_steps: float | None = 100,
         samples: float | None = 1,
+        colour: str = "luma",
         progress: Any = gr.Progress(track_tqdm=True),  # noqa: B008  (gradio's idiom: shows the adaptation bar)
     ) -> tuple[Any, Any, str, list[str], Any]:
         """Segment the target from the support examples; returns overlay, probability, summary, files, uncertainty."""
@@ -146,7 +148,7 @@ def build_demo(
                 axis=_whole(axis, "the axis"),
                 seed=_whole(seed or 0, "the seed"),
                 adapt_steps=_whole(adapt_steps or 0, "the adaptation steps") if adapt else 0,
-                samples=_whole(samples or 1, "the number of samples"),
+                samples=_whole(samples or 1, "the number of samples"), colour=colour or "luma",
             )
             result = run_segmentation(
                 support_images, support_masks, target, reference, settings, cache, out_root / "outputs"
@@ -210,6 +212,12 @@ def build_demo(
                         )
                         axis = gr.Dropdown([0, 1, 2], value=2, label="Volume axis")
                         seed = gr.Number(0, precision=0, label="Seed")
+                    colour = gr.Radio(
+                        list(COLOUR_MODES), value="luma", label="Colour (RGB support images)", elem_id="colour",
+                        info="how colour becomes the network's one channel: luma (grey as always), fisher (the RGB "
+                        "direction that best separates the masks from the background) or auto (the best of luma, "
+                        "R, G, B and fisher by leave-one-out Dice on the support set; slower)",
+                    )
                 with gr.Row():
                     adapt = gr.Checkbox(
                         False, label="Adapt to the support set first", elem_id="adapt",
@@ -247,6 +255,7 @@ def build_demo(
             inputs=[
                 support_images, support_masks, target, reference, model, backend, support_size, ensemble,
                 threshold, slice_index, axis, seed, perturbation, severity, where, adapt, adapt_steps, samples,
+                colour,
             ],
             outputs=[overlay, probability, summary, downloads, uncertainty],
             api_name="segment",

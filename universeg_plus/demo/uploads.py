@@ -20,7 +20,7 @@ from ..io.images import file_stem
 from ..io.inputs import MAX_LABELS, Named, as_label_map, binary_from_255, image_array, read_input, take_slice
 from ..support import SupportSet
 
-__all__ = ["MAX_MASK_LABELS", "Target", "load_reference", "load_support", "load_target"]
+__all__ = ["MAX_MASK_LABELS", "Target", "load_reference", "load_support", "load_target", "support_pairs"]
 
 #: A mask with more labels than this is taken for an image uploaded by mistake.
 MAX_MASK_LABELS = MAX_LABELS
@@ -43,6 +43,26 @@ def _named(path: Path) -> Named:
     return Named(path, path.name)
 
 
+def support_pairs(
+    image_files: Sequence[str | os.PathLike] | None, mask_files: Sequence[str | os.PathLike] | None
+) -> tuple[list[Named], list[Named]]:
+    """The uploaded support images and masks as :class:`Named` files, paired in file-name order.
+
+    Raises:
+        ValueError: no files, or counts that differ.
+    """
+    images = sorted(_paths(image_files, "support images"), key=lambda p: p.name)
+    masks = sorted(_paths(mask_files, "support masks"), key=lambda p: p.name)
+    if not images and not masks:
+        raise ValueError("no support examples: upload support images and their masks, or load an example task")
+    if len(images) != len(masks):
+        raise ValueError(
+            f"got {len(images)} support image(s) but {len(masks)} mask(s): upload exactly one mask per image "
+            "(they are paired in file-name order)"
+        )
+    return [_named(p) for p in images], [_named(p) for p in masks]
+
+
 def load_support(
     image_files: Sequence[str | os.PathLike] | None,
     mask_files: Sequence[str | os.PathLike] | None,
@@ -63,18 +83,12 @@ def load_support(
         ValueError: no files, counts that differ, unreadable files, an image and its mask of
             different sizes, masks that are not masks, or no foreground in any mask.
     """
-    images = sorted(_paths(image_files, "support images"), key=lambda p: p.name)
-    masks = sorted(_paths(mask_files, "support masks"), key=lambda p: p.name)
-    if not images and not masks:
-        raise ValueError("no support examples: upload support images and their masks, or load an example task")
-    if len(images) != len(masks):
-        raise ValueError(
-            f"got {len(images)} support image(s) but {len(masks)} mask(s): upload exactly one mask per image "
-            "(they are paired in file-name order)"
-        )
-    support = SupportSet.from_arrays(
-        [_named(p) for p in images], [_named(p) for p in masks], size=size, max_labels=MAX_MASK_LABELS
-    )
+    images, masks = support_pairs(image_files, mask_files)
+    return check_foreground(SupportSet.from_arrays(images, masks, size=size, max_labels=MAX_MASK_LABELS))
+
+
+def check_foreground(support: SupportSet) -> SupportSet:
+    """``support``, or ValueError when none of its masks has foreground."""
     if not support.classes:
         raise ValueError("none of the support masks has any foreground: there is nothing to learn to segment")
     return support
