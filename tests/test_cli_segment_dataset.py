@@ -37,6 +37,21 @@ def _cli(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def _communicate(proc, timeout):
+    """``proc.communicate(timeout=...)``; past the timeout, Ctrl-C (the command stops its local Ray instance)
+    and then kill, before the test fails: a failed test leaves no Ray instance behind to slow the next ones."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        raise
+
+
 def test_help_names_every_option():
     sub = build_parser()._subparsers._group_actions[0].choices["segment-dataset"]
     text = sub.format_help()
@@ -67,7 +82,8 @@ def test_interrupt_then_rerun_gives_the_masks_of_segment(tmp_path):
     (src / "zz_broken.png").write_bytes(b"junk")
     sup = ["--support-images", str(tmp_path / "sup" / "images"), "--support-masks", str(tmp_path / "sup" / "masks")]
     ref = _cli("segment", *sup, "--target", str(src), "--out", str(tmp_path / "ref"), *MODEL)
-    assert ref.wait(timeout=300) == 1  # the broken file fails there too
+    _communicate(ref, 300)
+    assert ref.returncode == 1  # the broken file fails there too
     out = tmp_path / "out"
 
     # Ctrl-C once the first output is written: exit 130, a report with the unfinished inputs.
@@ -77,7 +93,7 @@ def test_interrupt_then_rerun_gives_the_masks_of_segment(tmp_path):
     while time.monotonic() < deadline and proc.poll() is None and not (out.is_dir() and any(out.glob("t*.png"))):
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = _communicate(proc, 120)
     assert proc.returncode == 130, err
     rows = read_csv_rows(out / "segment-dataset-report.csv")
     assert len(rows) == n + 1 and {r["status"] for r in rows} <= {"ok", "failed", "not-run"}
@@ -88,7 +104,7 @@ def test_interrupt_then_rerun_gives_the_masks_of_segment(tmp_path):
     command = shlex.split(err.split("rerun them with:\n", 1)[1].splitlines()[0])
     assert command[:4] == ["universeg-plus", "segment-dataset", "--only-failed", str(out / "segment-dataset-report.csv")]
     rerun = _cli(*command[1:])
-    _, err = rerun.communicate(timeout=300)
+    _, err = _communicate(rerun, 300)
     assert rerun.returncode == 1 and "zz_broken.png" in err
     rows = read_csv_rows(out / "segment-dataset-report.csv")
     assert [r["status"] for r in rows] == ["ok"] * n + ["failed"]
@@ -117,11 +133,11 @@ def test_colour_is_fitted_once_and_every_worker_projects_alike(tmp_path):
     opts = ["--model", "universeg-small", "--colour", "fisher"]
     ref = _cli("segment", "--support", str(tmp_path / "sup"), "--target", str(tmp_path / "in"),
                "--out", str(tmp_path / "ref"), *opts)
-    out, err = ref.communicate(timeout=300)
+    out, err = _communicate(ref, 300)
     assert ref.returncode == 1 and "colour: fisher" in out and "zz_grey.png is grayscale" in err, err[-2000:]
     run = _cli("segment-dataset", str(tmp_path / "in"), "--support", str(tmp_path / "sup"), "--out",
                str(tmp_path / "out"), "--num-workers", "2", *opts)
-    out, err = run.communicate(timeout=300)
+    out, err = _communicate(run, 300)
     assert run.returncode == 1 and "colour: fisher" in out, err[-3000:]
     rows = {Path(r["input"]).name: r for r in read_csv_rows(tmp_path / "out" / "segment-dataset-report.csv")}
     grey = rows["zz_grey.png"]

@@ -114,6 +114,14 @@ def test_missing_ray_names_the_extra(monkeypatch):
         import_ray()
 
 
+def test_a_bad_device_name_is_refused_before_any_work(tmp_path):
+    src = tmp_path / "in"
+    _png(src / "a.png")
+    with pytest.raises(ValueError, match="'auto' or a torch device.*'gpu-please'"):
+        segment_dataset(src, _support(tmp_path / "sup"), tmp_path / "out", device="gpu-please", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------- on a local Ray instance
 @pytest.fixture(scope="module")
 def ray_local():
@@ -133,6 +141,20 @@ def ray_local():
 def model():
     torch.manual_seed(0)
     return create_model("universeg-tiny")
+
+
+def test_local_workers_keep_the_drivers_priority_and_resolve_auto_on_their_node(ray_local):
+    """Ray lowers its workers to niceness 15 by default; beside CPU-bound jobs of the same session (one
+    scheduler autogroup) they then get a few percent of a core, and a run of 21 inputs made no progress in
+    300 s. A local instance keeps them at the driver's niceness. ``auto`` is resolved by the worker: its
+    Ray GPU when it has one, else the CPU (this one has none)."""
+    from universeg_plus.cluster.worker import worker_device
+
+    @ray_local.remote(num_cpus=1)
+    def on_a_worker():
+        return os.nice(0), worker_device("auto"), worker_device("cpu")
+
+    assert ray_local.get(on_a_worker.remote(), timeout=120) == (os.nice(0), "cpu", "cpu")
 
 
 def _reference(model, support_dir, inputs, out):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from universeg_plus.cli import build_parser
-from universeg_plus.devices import resolve_device
+from universeg_plus.devices import check_device_name, resolve_device
 
 AUTO = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -20,6 +20,11 @@ def test_auto_is_cuda_when_available():
 def test_missing_or_bad_devices_are_refused():
     with pytest.raises(ValueError, match="'auto' or a torch device"):
         resolve_device("gpu-please")
+    with pytest.raises(ValueError, match="'auto' or a torch device"):
+        check_device_name("gpu-please")
+    # a name for another machine (a Ray worker) is checked as a name only, whatever this machine has
+    assert [check_device_name(d) for d in (" Auto", "cpu", "cuda", "cuda:3", torch.device("cuda", 1))] == [
+        "auto", "cpu", "cuda", "cuda:3", "cuda:1"]
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available here.*'cpu' or 'auto'"):
             resolve_device("cuda")
@@ -27,7 +32,7 @@ def test_missing_or_bad_devices_are_refused():
 
 def test_every_command_defaults_to_auto():
     commands = build_parser()._subparsers._group_actions[0].choices
-    for name in ("example", "segment", "demo", "evaluate", "annotate"):
+    for name in ("example", "segment", "segment-dataset", "demo", "evaluate", "annotate"):
         device = next(a for a in commands[name]._actions if a.dest == "device")
         assert device.default == "auto" and "CUDA when available" in device.help, name
 

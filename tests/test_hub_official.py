@@ -195,3 +195,29 @@ def test_offline_or_blocked_names_url_cache_and_both_ways_out_which_work(tmp_pat
     loaded = _run(tmp_path, blob, "http://127.0.0.1:9/x.pt", "from_pretrained", str(tmp_path / "c.pt"), offline=True)
     assert loaded.returncode == 0, loaded.stderr
     _same(tmp_path / "c.pt", state)
+
+
+def test_segment_offline_names_what_the_command_line_can_do(tmp_path, official):
+    """``universeg-plus segment --model universeg-v1`` offline with nothing cached: the ways out are a command and
+    an environment variable that exist (not only the ``cache_dir=`` keyword of the Python API)."""
+    from PIL import Image
+
+    blob = _blob_id(official[0])
+    for sub in ("images", "masks"):
+        (tmp_path / "sup" / sub).mkdir(parents=True)
+    mask = torch.zeros(32, 32, dtype=torch.uint8)
+    mask[4:20, 6:24] = 1
+    Image.fromarray((mask * 200 + 20).numpy()).save(tmp_path / "sup" / "images" / "a.png")
+    Image.fromarray(mask.numpy()).save(tmp_path / "sup" / "masks" / "a.png")
+    run = _run(tmp_path, blob, "http://127.0.0.1:9/x.pt", "cli", "segment", "--model", "universeg-v1", "--support",
+               str(tmp_path / "sup"), "--target", str(tmp_path / "sup" / "images"), "--out", str(tmp_path / "out"),
+               offline=True)
+    assert run.returncode == 2, run.stderr
+    err = run.stderr
+    assert "offline mode is on (HF_HUB_OFFLINE=1)" in err and str(_cache_folder(tmp_path, blob)) in err
+    assert "while online, run `universeg-plus download universeg-v1` once" in err
+    cache = tmp_path / "cache"
+    assert f"The cache folder is {cache}: set UNIVERSEG_PLUS_CACHE to use another, for every command" in err
+    assert "universeg-plus convert-official" in err and "UNIVERSEG_PLUS_OFFICIAL_URL" in err
+    assert "cache_dir says" not in err and "--cache-dir" not in err  # nothing `segment` does not have
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing written

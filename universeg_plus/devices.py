@@ -12,9 +12,29 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AUTO", "cpu_model", "resolve_device"]
+__all__ = ["AUTO", "check_device_name", "cpu_model", "resolve_device"]
 
 AUTO = "auto"
+
+
+def check_device_name(device: str | torch.device) -> str:
+    """``device`` as a name, checked to be ``"auto"`` or a torch device, but not that it exists here:
+    for a device that another machine resolves (a Ray worker on its node).
+
+    Returns:
+        ``"auto"``, or the torch device's name (``"cuda:1"``).
+
+    Raises:
+        ValueError: not a device name.
+    """
+    if isinstance(device, str) and device.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})"
+        ) from None
 
 
 def resolve_device(device: str | torch.device | None = AUTO) -> torch.device | None:
@@ -32,14 +52,10 @@ def resolve_device(device: str | torch.device | None = AUTO) -> torch.device | N
     """
     if device is None:
         return None
-    if isinstance(device, str) and device.strip().lower() == AUTO:
+    name = check_device_name(device)
+    if name == AUTO:
         return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})"
-        ) from None
+    dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"

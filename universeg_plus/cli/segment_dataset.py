@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from ..io.inputs import MAX_LABELS
+from ._device import add_device_argument
 from ._predict_args import add_colour_argument, add_prediction_arguments, colour_line
 from ._types import positive_int as _positive
 
@@ -88,7 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pred.add_argument(
         "--random-weights", action="store_true", help="allow a --model without pretrained weights (meaningless masks)"
     )
-    pred.add_argument("--device", default=None, help="torch device of the workers (default: their Ray GPU, else cpu)")
+    add_device_argument(
+        pred, "resolved by each worker on its node: CUDA when available to it, i.e. its Ray GPU from "
+        "--gpus-per-worker, else CPU",
+    )
     add_prediction_arguments(pred)
     add_colour_argument(
         pred, "Fitted once here on the support folder's 2D image files; every worker projects its targets "

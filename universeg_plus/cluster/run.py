@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..devices import AUTO, check_device_name
 from ..io.atomic import clean_stale_partials
 from ..io.inputs import MAX_LABELS, as_count
 from .jobs import Job, check_unique_outputs, list_jobs
@@ -151,7 +152,7 @@ def segment_dataset(
     gpus_per_worker: float = 0.0,
     batch_size: int = 1,
     max_retries: int = 3,
-    device: str | None = None,
+    device: str | None = "auto",
     threads: int | None = None,
     progress: bool = True,
     axis: int = 2,
@@ -188,7 +189,9 @@ def segment_dataset(
         cpus_per_worker / gpus_per_worker: Ray resources of one actor (a fraction shares a GPU).
         batch_size: Inputs per Ray task (a retry redoes the whole batch).
         max_retries: Retries of a task whose worker died, before its inputs are ``failed``.
-        device: Torch device of the workers (default: their Ray GPU when they have one, else CPU).
+        device: Torch device of the workers, resolved by each on its own node: ``"auto"`` (the
+            default; ``None`` alike) is CUDA when the worker has a Ray GPU (``gpus_per_worker``),
+            else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` must exist on every worker's node.
         threads: Torch threads per worker (default: ``cpus_per_worker``, at least 1).
         progress: Show a progress bar.
         axis, threshold, ensemble, support_size, flips, seed: As :meth:`Predictor.predict_file`.
@@ -214,6 +217,7 @@ def segment_dataset(
     cpus = _number(cpus_per_worker, "cpus_per_worker", 0.0)
     gpus = _number(gpus_per_worker, "gpus_per_worker", 0.0)
     threads = as_count(threads if threads is not None else max(1, int(cpus)), "threads")
+    device = check_device_name(AUTO if device is None else device)  # resolved by each worker on its node
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a folder, but {out} is a file")
@@ -276,7 +280,7 @@ def _row(job: Job, status: str, error: str = "", seconds: float | None = None, w
 def _run_on_ray(
     predictor: Any, todo: list[tuple[int, Job]], rows: dict[int, dict[str, Any]], options: dict[str, Any],
     timings: dict[str, float], start: float, *, address: str | None, num_workers: int, cpus: float, gpus: float,
-    batch_size: int, max_retries: int, device: str | None, threads: int, progress: bool,
+    batch_size: int, max_retries: int, device: str, threads: int, progress: bool,
 ) -> None:
     """Segment ``todo`` on Ray, filling ``rows`` as results stream in, and ``timings`` (seconds)."""
     from tqdm import tqdm

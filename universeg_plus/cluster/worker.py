@@ -18,9 +18,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SegmentWorker"]
+__all__ = ["SegmentWorker", "worker_device"]
 
 log = logging.getLogger(__name__)
+
+
+def worker_device(device: str) -> str:
+    """The torch device of this worker, resolved on its own node.
+
+    ``"auto"``: CUDA when this worker has a Ray GPU (``gpus_per_worker`` > 0) and CUDA works here,
+    else the CPU; a GPU Ray did not give this worker is never taken. Any other name must exist
+    here (:func:`~universeg_plus.devices.resolve_device`: RuntimeError otherwise).
+    """
+    import ray
+    import torch
+
+    from ..devices import AUTO, resolve_device
+
+    if device == AUTO:
+        return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    return str(resolve_device(device))
 
 
 def _resolve(value: Any) -> Any:
@@ -37,24 +54,24 @@ class SegmentWorker:
         model: The network (or an object-store reference to it), on the CPU.
         support: The :class:`~universeg_plus.support.SupportSet` at the model's input size (or a reference).
         options: Keyword options of ``predict_file`` (threshold, ensemble, support_size, flips, seed, axis).
-        device: Torch device; ``None``: the GPU Ray assigned to this actor, else the CPU.
+        device: ``"auto"`` (the GPU Ray assigned to this actor, else the CPU) or a torch device
+            (see :func:`worker_device`).
         threads: Torch CPU threads of this actor.
     """
 
-    def __init__(self, model: Any, support: Any, options: dict[str, Any], device: str | None, threads: int) -> None:
-        import ray
+    def __init__(self, model: Any, support: Any, options: dict[str, Any], device: str, threads: int) -> None:
         import torch
 
         from ..predictor import Predictor
 
         torch.set_num_threads(threads)
-        if device is None:
-            device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        device = worker_device(device)
         self.predictor = Predictor(_resolve(model), device=device)
         self.predictor.set_support(_resolve(support))
         self.options = dict(options)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        log.info("worker %s ready on %s", self.worker, device)
+        nice = os.nice(0) if hasattr(os, "nice") else 0
+        log.info("worker %s ready on %s (niceness %d)", self.worker, device, nice)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Segment every row of ``batch``; returns its rows with status, error, seconds and worker."""

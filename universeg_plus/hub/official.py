@@ -229,9 +229,10 @@ def _check_cached(folder: Path, entry: PretrainedEntry) -> None:
 
 
 def _unavailable(entry: PretrainedEntry, url: str, folder: Path, why: str) -> str:
+    """Why the weights are missing and what a command-line user and a Python user can do about it."""
     name = Path(urlsplit(entry.url).path).name
     mirror = (
-        f"  2. set {entry.url_env} to a mirror of the file (an https:// address, or file:///path/to/{name}); "
+        f"  3. set {entry.url_env} to a mirror of the file (an https:// address, or file:///path/to/{name}); "
         f"it is still checked against the pinned git blob id {entry.git_blob_id}.\n"
         if entry.url_env
         else ""
@@ -239,10 +240,13 @@ def _unavailable(entry: PretrainedEntry, url: str, folder: Path, why: str) -> st
     return (
         f"the {entry.model} weights are not in the cache ({folder}) and could not be downloaded from {url}: "
         f"{why}.\nWays out:\n"
-        f"  1. download {name} where there is internet access ({entry.url}), copy it here and run\n"
+        f"  1. while online, run `universeg-plus download {entry.model}` once (or load it once from Python); "
+        "every later run finds it in the cache, offline too.\n"
+        f"  2. download {name} where there is internet access ({entry.url}), copy it here and run\n"
         f"     universeg-plus convert-official {name} {folder}\n"
         + mirror
-        + f"(The cache folder is {user_cache_dir()} unless {CACHE_ENV} or cache_dir says otherwise.)"
+        + f"The cache folder is {user_cache_dir()}: set {CACHE_ENV} to use another, for every command "
+        "(in Python, the cache_dir= keyword of universeg_plus.from_pretrained does it for one call)."
     )
 
 
