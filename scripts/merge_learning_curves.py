@@ -4,7 +4,8 @@
         --command "universeg-plus evaluate ... --out runs/curves300/<dataset>"
 
 Reads ``<run>/*/summary.csv`` and ``timings.csv`` of every run folder given (one folder per dataset, as one
-``evaluate`` per dataset writes them; several run folders add support sizes or datasets), and writes ``<name>.md`` (mean Dice and wall time per method and S, the
+``evaluate`` per dataset writes them; several run folders add support sizes, methods or datasets; a row a
+later folder repeats, same task, method and S, is left out), and writes ``<name>.md`` (mean Dice and wall time per method and S, the
 head-to-head counts against the U-Net, every task's own table) and ``<name>.png``.
 """
 
@@ -28,11 +29,18 @@ def main() -> int:
     p.add_argument("--note", default="", help="a paragraph on how and where it ran")
     args = p.parse_args()
     summary, timings, done = [], [], []
+    seen: set[tuple[str, str, str]] = set()  # (task, method, S): a later run's repeat of a row is left out
+
+    def fresh(rows: list[dict], keys: set[tuple[str, str, str]]) -> list[dict]:
+        return [r for r in rows if (r["task"], r["method"], r["requested_support"]) not in keys]
+
     for run in args.runs:
         for folder in sorted(d for d in run.iterdir() if (d / "summary.csv").is_file()):
-            summary += read_csv_rows(folder / "summary.csv")
+            rows = fresh(read_csv_rows(folder / "summary.csv"), seen)
             if (folder / "timings.csv").is_file():
-                timings += read_csv_rows(folder / "timings.csv")
+                timings += fresh(read_csv_rows(folder / "timings.csv"), seen)
+            summary += rows
+            seen |= {(r["task"], r["method"], r["requested_support"]) for r in rows}
             done.append(folder.name)
     done = list(dict.fromkeys(done))
     if not summary:
